@@ -1,0 +1,69 @@
+// Shared command-line pieces: common flags, the error/hint line format, exit codes, JSON
+// error output, and a TTY-only progress line. Every tool's main() is:
+//   options → CLI11 app → snap::cli::run_tool("snap-x", app, argc, argv, [&]{ return run(opt); })
+#pragma once
+#include "error.hpp"
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace snap::cli {
+
+struct CommonOptions {
+    bool json = false;
+    bool verbose = false;
+    bool quiet = false;
+    std::string output;  // -o/--output, "" if the tool has none or it was not given
+};
+
+// -v/-q/--json (and -o/--output when output_help is non-empty), --version.
+void add_common(CLI::App& app, CommonOptions& opt, const std::string& output_help = {});
+
+// Parse argv, run, map exceptions to exit codes and one-line diagnostics:
+//   "tool: error: what" and optionally "tool: hint: …". With --json, errors are also printed
+//   on stdout as {"error": "...", "exit_code": N}.
+int run_tool(const char* tool, CLI::App& app, int argc, char** argv, const CommonOptions& opt,
+             const std::function<int()>& body);
+
+// Diagnostics on stderr (never stdout).
+void warn(const std::string& msg);
+void info(const std::string& msg);  // only with -v
+void note(const std::string& msg);  // unless -q
+const char* tool_name();
+
+// Print a JSON document (the tool's report) on stdout, one line, newline-terminated.
+void print_json(const nlohmann::json& j);
+// Print text on stdout (quiet on EPIPE).
+void print_text(const std::string& text);
+
+// A progress line on stderr when stderr is a TTY and -q is off; nothing otherwise.
+class Progress {
+public:
+    Progress(std::string label, uint64_t total, std::string unit = "pages");
+    ~Progress();
+    void update(uint64_t done);
+    void finish();
+
+private:
+    std::string label_, unit_;
+    uint64_t total_;
+    bool active_;
+    bool shown_ = false;
+    std::chrono::steady_clock::time_point start_, last_;
+};
+
+// Globals set by run_tool: the running tool's verbosity.
+struct Globals {
+    const char* tool = "snapkit";
+    bool verbose = false;
+    bool quiet = false;
+    bool json = false;
+};
+Globals& globals();
+
+}  // namespace snap::cli

@@ -1,0 +1,80 @@
+#include "image.hpp"
+
+#include "error.hpp"
+#include "hash.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <vector>
+
+namespace snap {
+
+bool is_zero_page(const std::byte* page, size_t page_size) noexcept {
+    // Early exit on the first word, then one memcmp of the page against itself shifted:
+    // the page is all zero iff its first 16 bytes are zero and every byte equals the one
+    // 16 bytes earlier.
+    uint64_t head[2];
+    std::memcpy(head, page, sizeof head);
+    if (head[0] | head[1]) return false;
+    return std::memcmp(page, page + 16, page_size - 16) == 0;
+}
+
+static void check_image_size(const std::string& path, uint64_t size, uint32_t page_size) {
+    if (page_size < 4096 || (page_size & (page_size - 1)))
+        throw UsageError("page size " + std::to_string(page_size) + " is not a power of two >= 4096");
+    if (size == 0) throw BadInput(path, "image is empty");
+    if (size % page_size)
+        throw BadInput(path, "image size " + std::to_string(size) + " is not a multiple of the page size " +
+                                 std::to_string(page_size));
+}
+
+Image::Image(const std::string& path, uint32_t page_size) : file_(path), page_size_(page_size) {
+    check_image_size(file_.display_name(), file_.size(), page_size);
+}
+
+uint64_t Image::fingerprint() const {
+    if (!have_fingerprint_) {
+        fingerprint_ = hash::xxh3(file_.data(), file_.size());
+        have_fingerprint_ = true;
+    }
+    return fingerprint_;
+}
+
+ImageIdentity identify_image_file(const std::string& path, uint32_t page_size) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw_errno(path);
+    struct stat st {};
+    if (fstat(fd, &st) < 0) {
+        int e = errno;
+        ::close(fd);
+        throw_errno(path, e);
+    }
+    try {
+        check_image_size(path, static_cast<uint64_t>(st.st_size), page_size);
+    } catch (...) {
+        ::close(fd);
+        throw;
+    }
+    hash::Xxh3Stream h;
+    std::vector<char> buf(1 << 20);
+    uint64_t off = 0;
+    for (;;) {
+        ssize_t n = ::pread(fd, buf.data(), buf.size(), static_cast<off_t>(off));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            int e = errno;
+            ::close(fd);
+            throw_errno("read " + path, e);
+        }
+        if (n == 0) break;
+        h.update(buf.data(), static_cast<size_t>(n));
+        off += static_cast<uint64_t>(n);
+    }
+    ::close(fd);
+    return {off, page_size, h.digest()};
+}
+
+}  // namespace snap

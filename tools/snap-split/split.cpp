@@ -1,0 +1,93 @@
+#include "split.hpp"
+
+#include "common/error.hpp"
+#include "common/hash.hpp"
+#include "common/split.hpp"
+
+namespace snap::split_tool {
+
+int run(const Options& opt) {
+    if (opt.common.output.empty()) throw UsageError("no output given", "use -o FILE (or -o - for stdout)");
+    if (opt.common.output == "-" && opt.common.json)
+        throw UsageError("--json and -o - both want stdout", "write the split to a file with -o FILE");
+    MergeSpec spec = parse_merge_spec(opt.merge);
+
+    std::vector<LoadingSet> sets;
+    std::vector<uint64_t> digests;
+    nlohmann::json sources = nlohmann::json::array();
+    for (auto& path : opt.loadsets) {
+        uint64_t d = 0;
+        sets.push_back(read_loadset(path, &d));
+        digests.push_back(d);
+        sources.push_back({{"digest", hash::to_hex(d)}, {"method", sets.back().method},
+                           {"pages", sets.back().touches.size()}});
+    }
+    if (opt.loadsets.size() > 1 && spec.mode == MergeMode::at_least && spec.k > opt.loadsets.size())
+        throw UsageError("--merge atleast:" + std::to_string(spec.k) + " needs at least that many loading sets");
+
+    Image image(opt.mem, opt.page_size);
+    for (size_t i = 0; i < sets.size(); ++i) {
+        const auto& id = sets[i].image;
+        const std::string& name = opt.loadsets[i] == "-" ? "<stdin>" : opt.loadsets[i];
+        if (id.page_size != image.page_size())
+            throw BadInput(name, "recorded with page size " + std::to_string(id.page_size) + ", " + opt.mem + " is split with " +
+                                     std::to_string(image.page_size()) + " (see --page-size)");
+        if (id.size_bytes != image.size_bytes())
+            throw BadInput(name, "recorded against an image of " + std::to_string(id.size_bytes) + " bytes, " + opt.mem +
+                                     " has " + std::to_string(image.size_bytes()));
+    }
+    cli::Progress fp_progress("fingerprinting image", 0);
+    uint64_t fp = image.fingerprint();
+    fp_progress.finish();
+    for (size_t i = 0; i < sets.size(); ++i)
+        if (sets[i].image.fingerprint != fp)
+            throw BadInput(opt.loadsets[i] == "-" ? "<stdin>" : opt.loadsets[i],
+                           "recorded against another image (fingerprint " + hash::to_hex(sets[i].image.fingerprint) + ", " +
+                               opt.mem + " has " + hash::to_hex(fp) + ")");
+
+    LoadingSet merged = merge_loadsets(sets, spec);
+    SplitOptions sopt;
+    sopt.assume_written = opt.assume_written;
+    cli::Progress progress("classifying", image.pages());
+    SplitPlan plan = plan_split(image, merged, sopt, [&](uint64_t done) { progress.update(done); });
+    progress.finish();
+    plan.meta["sources"] = sources;
+    plan.meta["merge"] = opt.merge;
+    plan.meta["image_fingerprint"] = hash::to_hex(fp);
+    if (!merged.knows_writes && !opt.assume_written)
+        cli::note("the loading set has no read/write information: touched pages are classed RO (use --assume-written to class them RW)");
+
+    // The parent digest: the loading set's digest, or a digest over all of them.
+    uint64_t parent = digests.size() == 1 ? digests[0] : hash::xxh3(digests.data(), digests.size() * sizeof(uint64_t));
+    uint64_t digest = write_split(image, plan, opt.common.output, parent);
+
+    const auto& n = plan.pages_per_class;
+    const uint64_t ps = image.page_size();
+    if (opt.common.json) {
+        nlohmann::json j = {
+            {"output", opt.common.output},
+            {"digest", hash::to_hex(digest)},
+            {"parent_digest", hash::to_hex(parent)},
+            {"image", opt.mem},
+            {"image_fingerprint", hash::to_hex(fp)},
+            {"page_size", ps},
+            {"pages", image.pages()},
+            {"zero", n[0]}, {"ro", n[1]}, {"rw", n[2]}, {"cold", n[3]},
+            {"zero_bytes", n[0] * ps}, {"ro_bytes", n[1] * ps}, {"rw_bytes", n[2] * ps}, {"cold_bytes", n[3] * ps},
+            {"class_runs", plan.runs.size()},
+            {"extents", plan.extents.size()},
+            {"touched", plan.order.size()},
+            {"merge", opt.merge},
+            {"sources", sources},
+            {"assume_written", opt.assume_written},
+            {"writes_known", merged.knows_writes},
+        };
+        cli::print_json(j);
+    } else {
+        cli::info("wrote " + opt.common.output + ": zero " + std::to_string(n[0]) + ", ro " + std::to_string(n[1]) + ", rw " +
+                  std::to_string(n[2]) + ", cold " + std::to_string(n[3]) + " pages");
+    }
+    return 0;
+}
+
+}  // namespace snap::split_tool
