@@ -126,6 +126,7 @@ Artifact::Artifact(const std::string& path, Kind expected, uint32_t known_requir
         bad("checksum mismatch over header and chunk table (stored " + hash::to_hex(stored) + ", computed " +
             hash::to_hex(digest_) + ")");
     uint64_t data_end = all.size() - kTrailerBytes;
+    std::vector<std::pair<uint64_t, uint64_t>> extents;  // every chunk, known or not: [offset, end)
     for (uint32_t i = 0; i < header_.chunk_count; ++i) {
         const std::byte* e = all.data() + kHeaderBytes + uint64_t{i} * kChunkEntryBytes;
         ChunkEntry c;
@@ -141,6 +142,7 @@ Artifact::Artifact(const std::string& path, Kind expected, uint32_t known_requir
                 " bytes) lies outside the file");
         if ((c.flags & kChunkPageAligned) && c.offset % header_.page_size)
             bad("chunk " + tn + " is not page-aligned");
+        extents.push_back({c.offset, c.offset + c.length});
         bool known = std::find(known_chunks.begin(), known_chunks.end(), c.type) != known_chunks.end();
         if (!known) {
             if (c.flags & kChunkRequired) bad("unknown required chunk " + tn);
@@ -148,6 +150,18 @@ Artifact::Artifact(const std::string& path, Kind expected, uint32_t known_requir
         }
         chunks_.push_back(c);
     }
+    // Chunks must not overlap, and the padding between them must be zero: no byte of the file
+    // escapes a checksum.
+    std::sort(extents.begin(), extents.end());
+    uint64_t at = table_end;
+    for (auto& [begin, end] : extents) {
+        if (begin < at) bad("chunks overlap");
+        for (uint64_t i = at; i < begin; ++i)
+            if (all[i] != std::byte{0}) bad("non-zero padding at offset " + std::to_string(i));
+        at = end;
+    }
+    for (uint64_t i = at; i < data_end; ++i)
+        if (all[i] != std::byte{0}) bad("non-zero padding at offset " + std::to_string(i));
 }
 
 const ChunkEntry* Artifact::find(const ChunkType& type) const {
