@@ -122,9 +122,7 @@ SplitPlan plan_split(const Image& image, const LoadingSet& touched, const SplitO
     return classify_pages(image.identity(), zero, touched, opt);
 }
 
-uint64_t write_split(const Image& image, const SplitPlan& plan, const std::string& path, uint64_t parent_digest) {
-    const uint32_t ps = image.page_size();
-    ArtifactWriter w(Kind::split, ps, parent_digest);
+void add_plan_chunks(ArtifactWriter& w, const SplitPlan& plan) {
     std::vector<std::byte> b;
     put_u64(b, plan.image.size_bytes);
     put_u64(b, plan.image.fingerprint);
@@ -159,6 +157,12 @@ uint64_t write_split(const Image& image, const SplitPlan& plan, const std::strin
         put_u64(b, e.data_page);
     }
     w.add_chunk(kExtn, std::move(b));
+}
+
+uint64_t write_split(const Image& image, const SplitPlan& plan, const std::string& path, uint64_t parent_digest) {
+    const uint32_t ps = image.page_size();
+    ArtifactWriter w(Kind::split, ps, parent_digest);
+    add_plan_chunks(w, plan);
     for (PageClass c : {PageClass::rw, PageClass::ro, PageClass::cold}) {
         uint64_t bytes = plan.pages_per_class[static_cast<int>(c)] * ps;
         w.add_chunk(data_chunk(c), bytes,
@@ -174,22 +178,23 @@ uint64_t write_split(const Image& image, const SplitPlan& plan, const std::strin
     return d;
 }
 
-SplitReader::SplitReader(const std::string& path)
-    : artifact_(path, Kind::split, 0, {kImgi, kMeta, kClas, kOrdr, kExtn, kPgrw, kPgro, kPgcl}) {
-    auto& a = artifact_;
+std::vector<ChunkType> plan_chunk_types() { return {kImgi, kMeta, kClas, kOrdr, kExtn}; }
+
+SplitPlan decode_plan_chunks(const Artifact& a) {
+    SplitPlan plan;
     // Metadata chunks are small: verify them now. Page data is verified on demand.
     auto imgi = a.verified_bytes(a.require(kImgi));
     if (imgi.size() != 24) a.bad("chunk IMGI has " + std::to_string(imgi.size()) + " bytes, expected 24");
-    plan_.image.size_bytes = get_u64(&imgi[0]);
-    plan_.image.fingerprint = get_u64(&imgi[8]);
-    plan_.image.page_size = get_u32(&imgi[16]);
-    const uint32_t ps = plan_.image.page_size;
+    plan.image.size_bytes = get_u64(&imgi[0]);
+    plan.image.fingerprint = get_u64(&imgi[8]);
+    plan.image.page_size = get_u32(&imgi[16]);
+    const uint32_t ps = plan.image.page_size;
     if (ps != a.header().page_size) a.bad("IMGI page size disagrees with the header");
-    if (plan_.image.size_bytes == 0 || plan_.image.size_bytes % ps) a.bad("image size is not a positive multiple of the page size");
-    const uint64_t pages = plan_.image.pages();
+    if (plan.image.size_bytes == 0 || plan.image.size_bytes % ps) a.bad("image size is not a positive multiple of the page size");
+    const uint64_t pages = plan.image.pages();
     auto meta = a.verified_bytes(a.require(kMeta));
     try {
-        plan_.meta = nlohmann::json::parse(reinterpret_cast<const char*>(meta.data()),
+        plan.meta = nlohmann::json::parse(reinterpret_cast<const char*>(meta.data()),
                                            reinterpret_cast<const char*>(meta.data()) + meta.size());
     } catch (const std::exception&) {
         a.bad("chunk META is not valid JSON");
@@ -204,8 +209,8 @@ SplitReader::SplitReader(const std::string& path)
         if (r.start_page != next || r.pages == 0 || r.pages > pages - next)
             a.bad("class run " + std::to_string(i) + " does not continue the previous run within the image");
         next += r.pages;
-        plan_.pages_per_class[static_cast<int>(r.cls)] += r.pages;
-        plan_.runs.push_back(r);
+        plan.pages_per_class[static_cast<int>(r.cls)] += r.pages;
+        plan.runs.push_back(r);
     }
     if (next != pages) a.bad("class runs cover " + std::to_string(next) + " of " + std::to_string(pages) + " pages");
     auto ordr = a.verified_bytes(a.require(kOrdr));
@@ -218,15 +223,7 @@ SplitReader::SplitReader(const std::string& path)
         if (o.page >= pages || seen[o.page] || get_u32(p + 12) == 0 || get_u32(p + 12) > 3)
             a.bad("load order entry " + std::to_string(i) + " is invalid (page out of range, repeated, or bad access)");
         seen[o.page] = true;
-        plan_.order.push_back(o);
-    }
-    for (PageClass c : {PageClass::rw, PageClass::ro, PageClass::cold}) {
-        const ChunkEntry& ch = a.require(data_chunk(c));
-        if (!(ch.flags & kChunkPageAligned)) a.bad("chunk " + chunk_type_name(ch.type) + " is not page-aligned");
-        if (ch.length != plan_.pages_per_class[static_cast<int>(c)] * ps)
-            a.bad("chunk " + chunk_type_name(ch.type) + " holds " + std::to_string(ch.length) + " bytes, its class needs " +
-                  std::to_string(plan_.pages_per_class[static_cast<int>(c)] * ps));
-        data_[static_cast<int>(c)] = &ch;
+        plan.order.push_back(o);
     }
     auto extn = a.verified_bytes(a.require(kExtn));
     if (extn.size() % kExtentBytes) a.bad("chunk EXTN length is not a multiple of 32");
@@ -238,23 +235,23 @@ SplitReader::SplitReader(const std::string& path)
         std::string at = "extent " + std::to_string(i);
         if (c < 1 || c > 3) a.bad(at + ": invalid class " + std::to_string(c));
         if (e.pages == 0 || e.image_page >= pages || e.pages > pages - e.image_page) a.bad(at + ": outside the image");
-        uint64_t cls_pages = plan_.pages_per_class[c];
+        uint64_t cls_pages = plan.pages_per_class[c];
         if (e.data_page > cls_pages || e.pages > cls_pages - e.data_page) a.bad(at + ": outside its page-data chunk");
-        auto run = std::upper_bound(plan_.runs.begin(), plan_.runs.end(), e.image_page,
+        auto run = std::upper_bound(plan.runs.begin(), plan.runs.end(), e.image_page,
                                     [](uint64_t pg, const ClassRun& r) { return pg < r.start_page; }) - 1;
         if (run->cls != e.cls || e.image_page + e.pages > run->start_page + run->pages)
             a.bad(at + ": not inside one run of its class");
         covered[c] += e.pages;
-        plan_.extents.push_back(e);
+        plan.extents.push_back(e);
     }
     for (int c = 1; c < kPageClasses; ++c)
-        if (covered[c] != plan_.pages_per_class[c])
+        if (covered[c] != plan.pages_per_class[c])
             a.bad(std::string("extents cover ") + std::to_string(covered[c]) + " " + class_name(static_cast<PageClass>(c)) +
-                  " pages, the class runs say " + std::to_string(plan_.pages_per_class[c]));
+                  " pages, the class runs say " + std::to_string(plan.pages_per_class[c]));
     // Extents must not overlap in the image...
     {
         std::vector<const Extent*> ex;
-        for (auto& e : plan_.extents) ex.push_back(&e);
+        for (auto& e : plan.extents) ex.push_back(&e);
         std::sort(ex.begin(), ex.end(), [](auto* x, auto* y) { return x->image_page < y->image_page; });
         for (size_t i = 1; i < ex.size(); ++i)
             if (ex[i]->image_page < ex[i - 1]->image_page + ex[i - 1]->pages) a.bad("extents overlap in the image");
@@ -262,7 +259,7 @@ SplitReader::SplitReader(const std::string& path)
     // ...nor in the data chunk: sorted by data_page, a class's extents tile its chunk.
     for (int c = 1; c < kPageClasses; ++c) {
         std::vector<const Extent*> ex;
-        for (auto& e : plan_.extents)
+        for (auto& e : plan.extents)
             if (static_cast<int>(e.cls) == c) ex.push_back(&e);
         std::sort(ex.begin(), ex.end(), [](auto* x, auto* y) { return x->data_page < y->data_page; });
         uint64_t at = 0;
@@ -270,6 +267,22 @@ SplitReader::SplitReader(const std::string& path)
             if (e->data_page != at) a.bad(std::string(class_name(static_cast<PageClass>(c))) + " extents overlap or leave gaps in their page data");
             at += e->pages;
         }
+    }
+    return plan;
+}
+
+SplitReader::SplitReader(const std::string& path)
+    : artifact_(path, Kind::split, 0, {kImgi, kMeta, kClas, kOrdr, kExtn, kPgrw, kPgro, kPgcl}) {
+    auto& a = artifact_;
+    plan_ = decode_plan_chunks(a);
+    const uint32_t ps = plan_.image.page_size;
+    for (PageClass c : {PageClass::rw, PageClass::ro, PageClass::cold}) {
+        const ChunkEntry& ch = a.require(data_chunk(c));
+        if (!(ch.flags & kChunkPageAligned)) a.bad("chunk " + chunk_type_name(ch.type) + " is not page-aligned");
+        if (ch.length != plan_.pages_per_class[static_cast<int>(c)] * ps)
+            a.bad("chunk " + chunk_type_name(ch.type) + " holds " + std::to_string(ch.length) + " bytes, its class needs " +
+                  std::to_string(plan_.pages_per_class[static_cast<int>(c)] * ps));
+        data_[static_cast<int>(c)] = &ch;
     }
 }
 

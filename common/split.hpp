@@ -72,6 +72,12 @@ SplitPlan classify_pages(const ImageIdentity& image, const std::vector<bool>& ze
 // Write the split artifact atomically. Returns its digest.
 uint64_t write_split(const Image& image, const SplitPlan& plan, const std::string& path, uint64_t parent_digest);
 
+// The plan chunks (IMGI, META, CLAS, ORDR, EXTN) shared by the split and the placed
+// artifact: encode into a writer; decode and cross-check (throws BadInput naming the file).
+void add_plan_chunks(format::ArtifactWriter& w, const SplitPlan& plan);
+SplitPlan decode_plan_chunks(const format::Artifact& a);
+std::vector<format::ChunkType> plan_chunk_types();
+
 // A parsed and cross-checked split. Page data checksums are verified by verify_data() (or
 // per class by class_data(cls, true)).
 class SplitReader {

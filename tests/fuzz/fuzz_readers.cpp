@@ -53,7 +53,7 @@ int try_readers(const uint8_t* data, size_t size) {
     }
 #ifdef SNAPKIT_FUZZ_PLACED
     try {
-        snap::PlacedReader p(path);
+        snap::placed::PlacedReader p(path);
         ++accepted;
     } catch (const snap::BadInput&) {
     }

@@ -19,7 +19,12 @@ struct Options;  // record.hpp
 
 // What the recorder knows about the target and the image while recording.
 struct Context {
-    pid_t pid = 0;
+    pid_t pid = 0;          // the target process (thread-group leader)
+    pid_t tid = 0;          // a live thread of it whose /proc entry shows its memory: the
+                            // leader, unless the leader already exited while others run
+    bool target_alive = true;  // false in finish() when the target vanished without a
+                               // final stop (killed by SIGKILL): scanning methods see nothing
+    unsigned execs = 0;     // exec()s seen: the address space was replaced that often
     std::string image_path;
     dev_t image_dev = 0;
     ino_t image_ino = 0;

@@ -4,6 +4,7 @@
 #include "common/format/container.hpp"
 #include "common/hash.hpp"
 #include "common/image.hpp"
+#include "common/placed.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -413,6 +414,26 @@ int run(const Options& opt) {
         else
             cli::print_text(text_split(name, s) + (opt.verify ? "  checksums ok\n" : "") +
                             (verified.is_null() ? "" : "  every page matches " + opt.mem + "\n"));
+        return 0;
+    }
+    if (kind == format::Kind::placed) {  // described by common/placed.cpp
+        if (opt.list || !opt.mem.empty()) throw UsageError("--list and --mem go with a loading set or a split");
+        placed::PlacedReader r(path);
+        if (opt.map) {
+            print_lines(map_split(r.plan(), opt.width, opt.rows));
+            return 0;
+        }
+        if (opt.verify) {
+            r.artifact().verify_all();
+            for (auto& part : r.parts()) placed::check_part(part);
+        }
+        auto j = placed::describe_placed(r);
+        j["file"] = path;
+        j["digest"] = hash::to_hex(r.digest());
+        j["parent_digest"] = hash::to_hex(r.parent_digest());
+        if (opt.verify) j["verified"] = true;
+        if (opt.common.json) cli::print_json(j);
+        else cli::print_text(placed::text_placed(r) + (opt.verify ? "  checksums ok, every part file matches its digest\n" : ""));
         return 0;
     }
     throw BadInput(name, "is a " + std::string(format::kind_name(kind)) + " artifact, which this snap-stat cannot describe yet");

@@ -1,0 +1,631 @@
+// The placed artifact: manifest encode/decode, part files (write, check, read), materialize,
+// and the place() pipeline behind snap-place.
+#include "placed.hpp"
+
+#include "error.hpp"
+#include "file.hpp"
+#include "hash.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <sstream>
+
+namespace snap::placed {
+
+using namespace format;
+
+namespace {
+constexpr ChunkType kTier = chunk_type("TIER");
+constexpr ChunkType kPart = chunk_type("PART");
+constexpr ChunkType kSeek = chunk_type("SEEK");
+constexpr ChunkType kCost = chunk_type("COST");
+constexpr size_t kTierFixed = 24, kPartFixed = 64, kFrameBytes = 16;
+constexpr size_t kIoBytes = 4u << 20;
+
+void put_padded(std::vector<std::byte>& b, const std::string& s) {
+    for (char c : s) b.push_back(static_cast<std::byte>(c));
+    while (b.size() % 8) b.push_back(std::byte{0});
+}
+
+// Compressed bytes depend on frame size and level: both are in the name, so that two
+// manifests placed with different settings never share (and overwrite) one file.
+std::string part_suffix(PageClass c, Compression comp, uint32_t frame_bytes, int level) {
+    std::string s = std::string(".") + class_name(c);
+    if (comp == Compression::zstd)
+        s += ".f" + std::to_string(frame_bytes / 1024) + "k-z" + std::to_string(level) + ".zst";
+    return s;
+}
+
+const ChunkType& split_data_chunk(PageClass c) {
+    static const ChunkType rw = chunk_type("PGRW"), ro = chunk_type("PGRO"), cl = chunk_type("PGCL"), none{};
+    switch (c) {
+        case PageClass::rw: return rw;
+        case PageClass::ro: return ro;
+        case PageClass::cold: return cl;
+        default: return none;
+    }
+}
+
+// A read-only mapping of a whole file, or BadInput naming it.
+struct MappedFile {
+    int fd = -1;
+    std::byte* data = nullptr;
+    size_t size = 0;
+    explicit MappedFile(const std::string& path) {
+        fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) throw BadInput(path, std::string("cannot open part file: ") + std::strerror(errno));
+        struct stat st {};
+        if (::fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+            ::close(fd);
+            throw BadInput(path, "part file is not a regular file");
+        }
+        size = static_cast<size_t>(st.st_size);
+        if (size) {
+            void* p = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+            if (p == MAP_FAILED) {
+                int e = errno;
+                ::close(fd);
+                throw_errno("mmap " + path, e);
+            }
+            data = static_cast<std::byte*>(p);
+        }
+    }
+    ~MappedFile() {
+        if (data) ::munmap(data, size);
+        if (fd >= 0) ::close(fd);
+    }
+};
+
+}  // namespace
+
+const char* compression_name(Compression c) { return c == Compression::zstd ? "zstd" : "none"; }
+
+// ---------------------------------------------------------------------------------------------
+// Manifest
+
+uint64_t write_manifest(const SplitPlan& plan, const Manifest& m, uint64_t parent_digest, const std::string& path) {
+    ArtifactWriter w(Kind::placed, plan.image.page_size, parent_digest);
+    add_plan_chunks(w, plan);
+    std::vector<std::byte> b;
+    for (auto& t : m.tiers) {
+        put_u32(b, static_cast<uint32_t>(t.kind));
+        put_u32(b, static_cast<uint32_t>(t.node));
+        put_u64(b, t.budget_bytes);
+        put_u32(b, static_cast<uint32_t>(t.location.size()));
+        put_u32(b, 0);
+        put_padded(b, t.location);
+    }
+    w.add_chunk(kTier, std::move(b));
+    b = {};
+    std::vector<std::byte> seek;
+    uint32_t frame_no = 0;
+    for (auto& p : m.parts) {
+        put_u32(b, static_cast<uint32_t>(p.cls));
+        put_u32(b, p.tier);
+        put_u32(b, static_cast<uint32_t>(p.compression));
+        put_u32(b, p.frame_bytes);
+        put_u64(b, p.offset);
+        put_u64(b, p.stored_bytes);
+        put_u64(b, p.raw_bytes);
+        put_u64(b, p.digest);
+        put_u32(b, frame_no);
+        put_u32(b, static_cast<uint32_t>(p.frames.size()));
+        put_u32(b, static_cast<uint32_t>(p.path.size()));
+        put_u32(b, 0);
+        put_padded(b, p.path);
+        for (auto& f : p.frames) {
+            put_u32(seek, f.stored_bytes);
+            put_u32(seek, f.raw_bytes);
+            put_u64(seek, f.xxh3);
+        }
+        frame_no += static_cast<uint32_t>(p.frames.size());
+    }
+    w.add_chunk(kPart, std::move(b));
+    w.add_chunk(kSeek, std::move(seek));
+    w.add_chunk(kCost, m.cost.dump(), 0);  // optional: restore does not need it
+    file::AtomicOutput out(path);
+    uint64_t d = w.finish(out);
+    out.commit();
+    return d;
+}
+
+static std::vector<ChunkType> placed_chunks() {
+    auto v = plan_chunk_types();
+    v.insert(v.end(), {kTier, kPart, kSeek, kCost});
+    return v;
+}
+
+PlacedReader::PlacedReader(const std::string& path) : artifact_(path, Kind::placed, 0, placed_chunks()) {
+    auto& a = artifact_;
+    plan_ = decode_plan_chunks(a);
+    const uint32_t ps = plan_.image.page_size;
+
+    auto tb = a.verified_bytes(a.require(kTier));
+    for (size_t off = 0; off < tb.size();) {
+        std::string at = "tier " + std::to_string(m_.tiers.size());
+        if (tb.size() - off < kTierFixed) a.bad(at + ": truncated tier table");
+        const std::byte* p = &tb[off];
+        tier::TierSpec t;
+        uint32_t kind = get_u32(p);
+        if (kind < 1 || kind > tier::kTierKinds) a.bad(at + ": unknown tier kind " + std::to_string(kind));
+        t.kind = static_cast<tier::TierKind>(kind);
+        t.node = static_cast<int32_t>(get_u32(p + 4));
+        t.budget_bytes = get_u64(p + 8);
+        uint32_t len = get_u32(p + 16);
+        if (get_u32(p + 20) != 0) a.bad(at + ": reserved field is not zero");
+        if (len > tb.size() - off - kTierFixed) a.bad(at + ": location runs past the chunk");
+        t.location.assign(reinterpret_cast<const char*>(p + kTierFixed), len);
+        if (t.location.empty() || t.location[0] != '/' || t.location.find('\0') != std::string::npos)
+            a.bad(at + ": location is not an absolute path");
+        if ((t.kind == tier::TierKind::numa) != (t.node >= 0)) a.bad(at + ": node does not match the tier kind");
+        off += (kTierFixed + len + 7) / 8 * 8;
+        m_.tiers.push_back(std::move(t));
+    }
+
+    auto sb = a.verified_bytes(a.require(kSeek));
+    if (sb.size() % kFrameBytes) a.bad("chunk SEEK length is not a multiple of 16");
+    const uint64_t nframes = sb.size() / kFrameBytes;
+    uint64_t frames_used = 0;
+
+    auto pb = a.verified_bytes(a.require(kPart));
+    std::array<bool, kPageClasses> seen{};
+    for (size_t off = 0; off < pb.size();) {
+        std::string at = "part " + std::to_string(m_.parts.size());
+        if (pb.size() - off < kPartFixed) a.bad(at + ": truncated part table");
+        const std::byte* p = &pb[off];
+        Part part;
+        uint32_t cls = get_u32(p);
+        if (cls < 1 || cls > 3) a.bad(at + ": invalid class " + std::to_string(cls));
+        part.cls = static_cast<PageClass>(cls);
+        if (seen[cls]) a.bad(at + ": a second part for class " + class_name(part.cls));
+        seen[cls] = true;
+        part.tier = get_u32(p + 4);
+        if (part.tier >= m_.tiers.size()) a.bad(at + ": tier index out of range");
+        uint32_t comp = get_u32(p + 8);
+        if (comp > 1) a.bad(at + ": unknown compression " + std::to_string(comp));
+        part.compression = static_cast<Compression>(comp);
+        part.frame_bytes = get_u32(p + 12);
+        part.offset = get_u64(p + 16);
+        part.stored_bytes = get_u64(p + 24);
+        part.raw_bytes = get_u64(p + 32);
+        part.digest = get_u64(p + 40);
+        uint32_t first = get_u32(p + 48), count = get_u32(p + 52), len = get_u32(p + 56);
+        if (get_u32(p + 60) != 0) a.bad(at + ": reserved field is not zero");
+        if (len > pb.size() - off - kPartFixed) a.bad(at + ": path runs past the chunk");
+        part.path.assign(reinterpret_cast<const char*>(p + kPartFixed), len);
+        if (part.path.empty() || part.path[0] != '/' || part.path.find('\0') != std::string::npos)
+            a.bad(at + ": path is not absolute");
+        const uint64_t need = plan_.pages_per_class[cls] * ps;
+        if (part.raw_bytes != need)
+            a.bad(at + ": holds " + std::to_string(part.raw_bytes) + " bytes, class " + class_name(part.cls) + " needs " +
+                  std::to_string(need));
+        if (part.offset > UINT64_MAX - part.stored_bytes) a.bad(at + ": offset + length overflows");
+        if (part.compression == Compression::none) {
+            if (part.stored_bytes != part.raw_bytes || count != 0 || part.frame_bytes != 0)
+                a.bad(at + ": uncompressed part with frames or a stored length unlike its raw length");
+            if (part.offset % ps) a.bad(at + ": offset is not page-aligned");
+        } else {
+            if (part.frame_bytes == 0 || part.frame_bytes % ps || part.frame_bytes > kMaxFrameBytes)
+                a.bad(at + ": invalid frame size " + std::to_string(part.frame_bytes));
+            if (first != frames_used || count > nframes - frames_used) a.bad(at + ": seek table entries out of range");
+            uint64_t raw = 0, stored = 0;
+            for (uint32_t i = 0; i < count; ++i) {
+                const std::byte* f = &sb[(first + i) * kFrameBytes];
+                Frame fr{get_u32(f), get_u32(f + 4), get_u64(f + 8)};
+                bool last = i + 1 == count;
+                if (fr.raw_bytes == 0 || fr.raw_bytes > part.frame_bytes || (!last && fr.raw_bytes != part.frame_bytes) ||
+                    fr.stored_bytes == 0)
+                    a.bad(at + ": frame " + std::to_string(i) + " has invalid sizes");
+                raw += fr.raw_bytes;
+                stored += fr.stored_bytes;
+                part.frames.push_back(fr);
+            }
+            if (raw != part.raw_bytes || stored != part.stored_bytes)
+                a.bad(at + ": frames add up to " + std::to_string(raw) + "/" + std::to_string(stored) +
+                      " bytes, the part says " + std::to_string(part.raw_bytes) + "/" + std::to_string(part.stored_bytes));
+            frames_used += count;
+        }
+        off += (kPartFixed + len + 7) / 8 * 8;
+        m_.parts.push_back(std::move(part));
+    }
+    if (frames_used != nframes) a.bad("chunk SEEK has frames no part uses");
+    for (int c = 1; c < kPageClasses; ++c)
+        if (plan_.pages_per_class[c] && !seen[c])
+            a.bad(std::string("no part holds the ") + class_name(static_cast<PageClass>(c)) + " pages");
+    if (auto* c = a.find(kCost)) {
+        auto cb = a.verified_bytes(*c);
+        try {
+            m_.cost = nlohmann::json::parse(reinterpret_cast<const char*>(cb.data()),
+                                            reinterpret_cast<const char*>(cb.data()) + cb.size());
+        } catch (const std::exception&) {
+            a.bad("chunk COST is not valid JSON");
+        }
+    }
+}
+
+const Part* PlacedReader::part(PageClass cls) const {
+    for (auto& p : m_.parts)
+        if (p.cls == cls) return &p;
+    return nullptr;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Part files
+
+PartSource::PartSource(const Part& part) : part_(part) {
+    fd_ = ::open(part_.path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) throw BadInput(part_.path, std::string("cannot open part file: ") + std::strerror(errno));
+    struct stat st {};
+    if (::fstat(fd_, &st) < 0 || !S_ISREG(st.st_mode)) throw BadInput(part_.path, "part file is not a regular file");
+    uint64_t end = part_.offset + part_.stored_bytes;
+    if (static_cast<uint64_t>(st.st_size) < end)
+        throw BadInput(part_.path, "part file is truncated: " + std::to_string(st.st_size) + " bytes, the manifest needs " +
+                                       std::to_string(end));
+    map_len_ = static_cast<size_t>(end);
+    if (map_len_) {
+        void* p = ::mmap(nullptr, map_len_, PROT_READ, MAP_SHARED, fd_, 0);
+        if (p == MAP_FAILED) throw_errno("mmap " + part_.path);
+        map_ = static_cast<std::byte*>(p);
+    }
+    if (part_.compression == Compression::zstd) {
+        uint64_t raw = 0, stored = part_.offset;
+        for (auto& f : part_.frames) {
+            raw_start_.push_back(raw);
+            stored_start_.push_back(stored);
+            raw += f.raw_bytes;
+            stored += f.stored_bytes;
+        }
+        dctx_ = ZSTD_createDCtx();
+        if (!dctx_) throw std::bad_alloc();
+    }
+}
+
+PartSource::~PartSource() {
+    if (dctx_) ZSTD_freeDCtx(static_cast<ZSTD_DCtx*>(dctx_));
+    if (map_) ::munmap(map_, map_len_);
+    if (fd_ >= 0) ::close(fd_);
+}
+
+std::span<const std::byte> PartSource::mapped() const {
+    if (part_.compression != Compression::none || !map_) return {};
+    return {map_ + part_.offset, part_.raw_bytes};
+}
+
+void PartSource::load_frame(size_t i) {
+    if (frame_index_ == i) return;
+    const Frame& f = part_.frames[i];
+    frame_.resize(part_.frame_bytes);
+    size_t n = ZSTD_decompressDCtx(static_cast<ZSTD_DCtx*>(dctx_), frame_.data(), f.raw_bytes, map_ + stored_start_[i],
+                                   f.stored_bytes);
+    if (ZSTD_isError(n))
+        throw BadInput(part_.path, "frame " + std::to_string(i) + ": " + ZSTD_getErrorName(n));
+    if (n != f.raw_bytes)
+        throw BadInput(part_.path, "frame " + std::to_string(i) + " decompresses to " + std::to_string(n) + " bytes, expected " +
+                                       std::to_string(f.raw_bytes));
+    uint64_t h = hash::xxh3(frame_.data(), n);
+    if (h != f.xxh3)
+        throw BadInput(part_.path, "frame " + std::to_string(i) + ": checksum mismatch (manifest " + hash::to_hex(f.xxh3) +
+                                       ", data " + hash::to_hex(h) + ")");
+    frame_index_ = i;
+}
+
+void PartSource::read(uint64_t offset, size_t len, std::byte* dst) {
+    if (offset > part_.raw_bytes || len > part_.raw_bytes - offset)
+        throw Error("internal: read past the end of part " + part_.path);
+    if (part_.compression == Compression::none) {
+        std::memcpy(dst, map_ + part_.offset + offset, len);
+        return;
+    }
+    while (len) {
+        size_t i = static_cast<size_t>(offset / part_.frame_bytes);
+        load_frame(i);
+        uint64_t in = offset - raw_start_[i];
+        size_t n = static_cast<size_t>(std::min<uint64_t>(len, part_.frames[i].raw_bytes - in));
+        std::memcpy(dst, frame_.data() + in, n);
+        dst += n;
+        offset += n;
+        len -= n;
+    }
+}
+
+void check_part(const Part& part) {
+    PartSource src(part);
+    hash::Xxh3Stream h;
+    if (part.compression == Compression::none) {
+        auto m = src.mapped();
+        h.update(m.data(), m.size());
+    } else {
+        std::vector<std::byte> buf(part.frame_bytes);
+        for (uint64_t off = 0; off < part.raw_bytes; off += part.frame_bytes) {
+            size_t n = static_cast<size_t>(std::min<uint64_t>(part.frame_bytes, part.raw_bytes - off));
+            src.read(off, n, buf.data());
+            h.update(buf.data(), n);
+        }
+    }
+    uint64_t d = h.digest();
+    if (d != part.digest)
+        throw BadInput(part.path, "part digest mismatch (manifest " + hash::to_hex(part.digest) + ", file " + hash::to_hex(d) + ")");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Materialize
+
+MaterializeResult materialize(const PlacedReader& r, const std::string& out_path, bool check_parts,
+                              const std::function<void(uint64_t)>& progress) {
+    if (check_parts)
+        for (auto& p : r.parts()) check_part(p);
+    const SplitPlan& plan = r.plan();
+    const uint64_t ps = r.page_size();
+    std::array<std::unique_ptr<PartSource>, kPageClasses> src;
+    for (auto& p : r.parts()) src[static_cast<int>(p.cls)] = std::make_unique<PartSource>(p);
+
+    std::vector<const Extent*> ext;
+    for (auto& e : plan.extents) ext.push_back(&e);
+    std::sort(ext.begin(), ext.end(), [](auto* a, auto* b) { return a->image_page < b->image_page; });
+
+    file::AtomicOutput out(out_path);
+    if (::ftruncate(out.fd(), static_cast<off_t>(plan.image.size_bytes)) < 0) throw_errno("truncate " + out_path);
+    hash::Xxh3Stream h;
+    static const std::vector<std::byte> zeros(kIoBytes);
+    auto hash_zeros = [&](uint64_t bytes) {
+        while (bytes) {
+            size_t n = static_cast<size_t>(std::min<uint64_t>(bytes, zeros.size()));
+            h.update(zeros.data(), n);
+            bytes -= n;
+        }
+    };
+    std::vector<std::byte> buf;
+    MaterializeResult res;
+    uint64_t at = 0;  // next image page to account for
+    for (auto* e : ext) {
+        hash_zeros((e->image_page - at) * ps);
+        PartSource& s = *src[static_cast<int>(e->cls)];
+        auto m = s.mapped();
+        uint64_t done = 0, total = e->pages * ps;
+        while (done < total) {
+            size_t n = static_cast<size_t>(std::min<uint64_t>(kIoBytes, total - done));
+            const std::byte* p;
+            if (!m.empty()) {
+                p = m.data() + e->data_page * ps + done;
+            } else {
+                buf.resize(kIoBytes);
+                s.read(e->data_page * ps + done, n, buf.data());
+                p = buf.data();
+            }
+            h.update(p, n);
+            out.pwrite(p, n, e->image_page * ps + done);
+            done += n;
+        }
+        res.data_bytes += total;
+        at = e->image_page + e->pages;
+        if (progress) progress(at);
+    }
+    hash_zeros((plan.image.pages() - at) * ps);
+    res.bytes = plan.image.size_bytes;
+    res.fingerprint = h.digest();
+    if (res.fingerprint != plan.image.fingerprint)
+        throw BadInput(r.name(), "the reassembled image's fingerprint is " + hash::to_hex(res.fingerprint) + ", the manifest says " +
+                                     hash::to_hex(plan.image.fingerprint));
+    out.commit();
+    return res;
+}
+
+// ---------------------------------------------------------------------------------------------
+// place()
+
+namespace {
+
+// Write one part file from the split's class data. Returns the part (path, sizes, frames).
+Part write_part(const SplitReader& split, PageClass cls, const tier::TierSpec& t, uint32_t tier_index,
+                const PlaceRequest& req, PartOutcome& outcome, const std::function<void(uint64_t)>& advance) {
+    const ChunkEntry& ch = split.artifact().require(split_data_chunk(cls));
+    auto data = split.class_data(cls);
+    Part part;
+    part.cls = cls;
+    part.tier = tier_index;
+    part.raw_bytes = data.size();
+    part.digest = ch.xxh3;
+    part.compression = req.compress && t.kind == tier::TierKind::file ? Compression::zstd : Compression::none;
+    part.path = t.location + (t.location == "/" ? "" : "/") + hash::to_hex(part.digest) +
+                part_suffix(cls, part.compression, req.frame_bytes, req.zstd_level);
+    outcome.cls = cls;
+    outcome.path = part.path;
+    outcome.raw_bytes = part.raw_bytes;
+    auto bad_split = [&](uint64_t got) {
+        throw BadInput(split.name(), "chunk " + chunk_type_name(ch.type) + ": checksum mismatch (stored " +
+                                         hash::to_hex(ch.xxh3) + ", computed " + hash::to_hex(got) + ")");
+    };
+
+    if (part.compression == Compression::none) {
+        part.stored_bytes = part.raw_bytes;
+        // Idempotent re-placing: a file of this name holding exactly these bytes is kept.
+        struct stat st {};
+        if (::stat(part.path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) == part.raw_bytes) {
+            MappedFile f(part.path);
+            if (hash::xxh3(f.data, f.size) == part.digest) {
+                outcome.reused = true;
+                outcome.stored_bytes = part.stored_bytes;
+                advance(part.raw_bytes);
+                return part;
+            }
+        }
+        file::AtomicOutput out(part.path);
+        hash::Xxh3Stream h;
+        for (uint64_t off = 0; off < data.size(); off += kIoBytes) {
+            size_t n = static_cast<size_t>(std::min<uint64_t>(kIoBytes, data.size() - off));
+            h.update(data.data() + off, n);
+            out.write(data.data() + off, n);
+            advance(n);
+        }
+        if (h.digest() != part.digest) bad_split(h.digest());
+        out.commit();
+        outcome.stored_bytes = part.stored_bytes;
+        return part;
+    }
+
+    // zstd: independent frames of frame_bytes raw bytes each, sizes and checksums in SEEK.
+    part.frame_bytes = req.frame_bytes;
+    ZSTD_CCtx* cctx = ZSTD_createCCtx();
+    if (!cctx) throw std::bad_alloc();
+    std::unique_ptr<ZSTD_CCtx, size_t (*)(ZSTD_CCtx*)> guard(cctx, ZSTD_freeCCtx);
+    ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, req.zstd_level);
+    ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 1);
+    ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 0);  // XXH3 per frame is in the manifest
+    std::vector<std::byte> cbuf(ZSTD_compressBound(part.frame_bytes));
+    file::AtomicOutput out(part.path);
+    hash::Xxh3Stream h;
+    for (uint64_t off = 0; off < data.size(); off += part.frame_bytes) {
+        size_t n = static_cast<size_t>(std::min<uint64_t>(part.frame_bytes, data.size() - off));
+        const std::byte* raw = data.data() + off;
+        h.update(raw, n);
+        size_t c = ZSTD_compress2(cctx, cbuf.data(), cbuf.size(), raw, n);
+        if (ZSTD_isError(c)) throw Error(part.path + ": zstd: " + ZSTD_getErrorName(c));
+        out.write(cbuf.data(), c);
+        part.frames.push_back({static_cast<uint32_t>(c), static_cast<uint32_t>(n), hash::xxh3(raw, n)});
+        part.stored_bytes += c;
+        advance(n);
+    }
+    if (h.digest() != part.digest) bad_split(h.digest());
+    out.commit();
+    outcome.stored_bytes = part.stored_bytes;
+    return part;
+}
+
+}  // namespace
+
+PlaceResult place(const SplitReader& split, const PlaceRequest& req, const std::string& out_path,
+                  const std::function<void(uint64_t, uint64_t)>& progress) {
+    const SplitPlan& plan = split.plan();
+    const uint32_t ps = split.page_size();
+    if (req.tiers.empty()) throw UsageError("no tiers to place on");
+    if (req.frame_bytes == 0 || req.frame_bytes % ps || req.frame_bytes > kMaxFrameBytes)
+        throw UsageError("frame size must be a multiple of the page size (" + std::to_string(ps) + ") up to 64 MiB");
+    auto choice = cost::choose(req.params, req.tiers, plan.pages_per_class, req.fixed, ps);
+
+    PlaceResult res;
+    res.manifest.tiers = req.tiers;
+    uint64_t total = 0, done = 0;
+    for (int c = 1; c < kPageClasses; ++c) total += plan.pages_per_class[c] * ps;
+    auto advance = [&](uint64_t n) {
+        done += n;
+        if (progress) progress(done, total);
+    };
+    std::vector<cost::ClassPlacement> placements;
+    nlohmann::json chosen_by = nlohmann::json::object();
+    for (PageClass c : {PageClass::rw, PageClass::ro, PageClass::cold}) {
+        int ci = static_cast<int>(c);
+        if (plan.pages_per_class[ci] == 0) continue;
+        int ti = choice[ci];
+        PartOutcome oc;
+        Part part = write_part(split, c, req.tiers[ti], static_cast<uint32_t>(ti), req, oc, advance);
+        placements.push_back({c, plan.pages_per_class[ci], part.raw_bytes, part.stored_bytes, part.frame_bytes,
+                              &res.manifest.tiers[ti]});
+        chosen_by[class_name(c)] = req.fixed[ci] >= 0 ? "user" : "model";
+        res.manifest.parts.push_back(std::move(part));
+        res.outcomes.push_back(oc);
+    }
+    res.estimate = cost::estimate(req.params, placements, cost::count_zero_touches(plan), plan.pages_per_class[0], ps);
+    res.manifest.cost = {{"params", req.params.to_json()},
+                         {"estimate", res.estimate.to_json()},
+                         {"chosen_by", chosen_by},
+                         {"compress", req.compress},
+                         {"zstd_level", req.zstd_level},
+                         {"frame_bytes", req.frame_bytes}};
+    res.digest = write_manifest(plan, res.manifest, split.digest(), out_path);
+    return res;
+}
+
+// ---------------------------------------------------------------------------------------------
+// snap-stat
+
+nlohmann::json describe_placed(const PlacedReader& r) {
+    const auto& plan = r.plan();
+    const auto& n = plan.pages_per_class;
+    const uint64_t ps = r.page_size();
+    nlohmann::json tiers = nlohmann::json::array();
+    for (auto& t : r.tiers()) {
+        nlohmann::json j = {{"name", t.name()}, {"kind", tier::kind_name(t.kind)}, {"location", t.location}};
+        if (t.node >= 0) j["node"] = t.node;
+        if (t.budget_bytes != tier::kUnlimited) j["budget_bytes"] = t.budget_bytes;
+        else j["budget_bytes"] = nullptr;
+        tiers.push_back(j);
+    }
+    nlohmann::json parts = nlohmann::json::array();
+    for (auto& p : r.parts()) {
+        nlohmann::json j = {{"class", class_name(p.cls)},
+                            {"tier", r.tier_of(p).name()},
+                            {"path", p.path},
+                            {"offset", p.offset},
+                            {"bytes", p.raw_bytes},
+                            {"stored_bytes", p.stored_bytes},
+                            {"digest", hash::to_hex(p.digest)},
+                            {"compression", compression_name(p.compression)}};
+        if (p.compression != Compression::none) {
+            j["frame_bytes"] = p.frame_bytes;
+            j["frames"] = p.frames.size();
+        }
+        parts.push_back(j);
+    }
+    nlohmann::json j = {
+        {"kind", "placed"},
+        {"pages", plan.image.pages()},
+        {"zero", n[0]}, {"ro", n[1]}, {"rw", n[2]}, {"cold", n[3]},
+        {"zero_bytes", n[0] * ps}, {"ro_bytes", n[1] * ps}, {"rw_bytes", n[2] * ps}, {"cold_bytes", n[3] * ps},
+        {"runs", plan.runs.size()},
+        {"extents", plan.extents.size()},
+        {"touched", plan.order.size()},
+        {"image_bytes", plan.image.size_bytes},
+        {"page_size", ps},
+        {"image_fingerprint", hash::to_hex(plan.image.fingerprint)},
+        {"tiers", tiers},
+        {"parts", parts},
+    };
+    if (r.cost().contains("estimate")) j["estimate"] = r.cost()["estimate"];
+    if (r.cost().contains("params")) j["cost_params"] = r.cost()["params"];
+    if (r.cost().contains("chosen_by")) j["chosen_by"] = r.cost()["chosen_by"];
+    return j;
+}
+
+std::string text_placed(const PlacedReader& r) {
+    std::ostringstream o;
+    const auto& plan = r.plan();
+    const uint64_t pages = plan.image.pages(), ps = r.page_size();
+    o << r.name() << ": placed split of a " << tier::format_size(plan.image.size_bytes) << " image (" << pages
+      << " pages of " << tier::format_size(ps) << "), fingerprint " << hash::to_hex(plan.image.fingerprint) << "\n";
+    char line[512];
+    std::snprintf(line, sizeof line, "  %-5s %10llu pages  anonymous memory\n", "zero",
+                  static_cast<unsigned long long>(plan.pages_per_class[0]));
+    o << line;
+    for (PageClass c : {PageClass::rw, PageClass::ro, PageClass::cold}) {
+        const Part* p = r.part(c);
+        if (!p) {
+            std::snprintf(line, sizeof line, "  %-5s %10llu pages\n", class_name(c), 0ull);
+        } else {
+            std::string comp = p->compression == Compression::none
+                                   ? std::string()
+                                   : ", zstd " + tier::format_size(p->stored_bytes) + " in " + std::to_string(p->frames.size()) + " frames";
+            std::snprintf(line, sizeof line, "  %-5s %10llu pages  %-10s %s (%s%s)\n", class_name(c),
+                          static_cast<unsigned long long>(plan.pages_per_class[static_cast<int>(c)]),
+                          r.tier_of(*p).name().c_str(), p->path.c_str(), tier::format_size(p->raw_bytes).c_str(), comp.c_str());
+        }
+        o << line;
+    }
+    if (r.cost().contains("estimate")) {
+        auto& e = r.cost()["estimate"];
+        std::snprintf(line, sizeof line, "  estimated restore %.1f us, dram parts %s, private DRAM after resume %s\n",
+                      e.value("restore_us", 0.0), tier::format_size(e.value("dram_bytes", uint64_t{0})).c_str(),
+                      tier::format_size(e.value("private_dram_bytes", uint64_t{0})).c_str());
+        o << line;
+    }
+    o << "  digest " << hash::to_hex(r.digest()) << ", derived from " << hash::to_hex(r.parent_digest()) << "\n";
+    return o.str();
+}
+
+}  // namespace snap::placed

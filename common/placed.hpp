@@ -1,0 +1,164 @@
+// The placed artifact (DESIGN.md §3): the manifest snap-place writes after putting each
+// class's page data on a tier. It is self-sufficient for restore: it carries the split's
+// plan (IMGI, META, CLAS, ORDR, EXTN — same encoding as in the split, so the split file may
+// be deleted), the tiers with their budgets, one part per non-empty class (RW, RO, COLD: tier,
+// absolute path, offset, lengths, XXH3-64 of the uncompressed bytes, compression and, for
+// zstd, a seek table of independent frames), and the cost model's parameters and estimate.
+// man/snapkit-formats-placed.inc is the byte-level description.
+//
+// The page data itself lives in part files named by content (`<digest>.rw`, `.ro`, `.cold`,
+// `.cold.f64k-z1.zst`, frame size and level in the name): re-placing the same split is idempotent, and a part's bytes keep the split's
+// layout (extent data_page × page size), page-aligned so a byte-addressable tier's part can
+// be mmap'ed in place.
+#pragma once
+#include "costmodel.hpp"
+#include "format/container.hpp"
+#include "split.hpp"
+#include "tier.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace snap::placed {
+
+enum class Compression : uint32_t { none = 0, zstd = 1 };
+const char* compression_name(Compression c);
+
+constexpr uint32_t kDefaultFrameBytes = 64 * 1024;
+constexpr uint32_t kMaxFrameBytes = 64u << 20;
+
+struct Frame {
+    uint32_t stored_bytes = 0;  // compressed size of this zstd frame
+    uint32_t raw_bytes = 0;     // its decompressed size (frame_bytes, the last one may be shorter)
+    uint64_t xxh3 = 0;          // XXH3-64 of the decompressed bytes
+    bool operator==(const Frame&) const = default;
+};
+
+struct Part {
+    PageClass cls = PageClass::rw;
+    uint32_t tier = 0;  // index into the tier table
+    Compression compression = Compression::none;
+    uint32_t frame_bytes = 0;  // raw bytes per frame (zstd), 0 for none
+    std::string path;          // absolute path of the part file
+    uint64_t offset = 0;       // where the part's bytes start in that file (page-aligned)
+    uint64_t stored_bytes = 0; // bytes in the file (= raw_bytes unless compressed)
+    uint64_t raw_bytes = 0;    // pages × page size
+    uint64_t digest = 0;       // XXH3-64 of the raw bytes (= the split's page-data chunk checksum)
+    std::vector<Frame> frames; // zstd only, in order
+    bool operator==(const Part&) const = default;
+};
+
+// Everything the manifest holds besides the plan.
+struct Manifest {
+    std::vector<tier::TierSpec> tiers;
+    std::vector<Part> parts;        // one per non-empty class, in class order rw, ro, cold
+    nlohmann::json cost = nlohmann::json::object();  // {"params", "estimate", "chosen_by"}
+};
+
+// Write a placed artifact (the manifest only; parts must already be in place). Returns its digest.
+uint64_t write_manifest(const SplitPlan& plan, const Manifest& m, uint64_t parent_digest, const std::string& path);
+
+// A parsed and cross-checked placed artifact. Part files are not opened until asked.
+class PlacedReader {
+public:
+    explicit PlacedReader(const std::string& path);
+    const std::string& name() const { return artifact_.name(); }
+    uint64_t digest() const { return artifact_.digest(); }
+    uint64_t parent_digest() const { return artifact_.header().parent_digest; }
+    const SplitPlan& plan() const { return plan_; }
+    const ImageIdentity& image() const { return plan_.image; }
+    uint32_t page_size() const { return plan_.image.page_size; }
+    const std::vector<tier::TierSpec>& tiers() const { return m_.tiers; }
+    const std::vector<Part>& parts() const { return m_.parts; }
+    const Part* part(PageClass cls) const;  // null for ZERO and for empty classes
+    const tier::TierSpec& tier_of(const Part& p) const { return m_.tiers[p.tier]; }
+    const nlohmann::json& cost() const { return m_.cost; }
+    const Manifest& manifest() const { return m_; }
+    const format::Artifact& artifact() const { return artifact_; }
+
+private:
+    format::Artifact artifact_;
+    SplitPlan plan_;
+    Manifest m_;
+};
+
+// Random access to a part's raw bytes. Opening checks the file exists and is long enough;
+// a missing, short or corrupt part is BadInput naming the part file (exit 3).
+class PartSource {
+public:
+    explicit PartSource(const Part& part);
+    ~PartSource();
+    PartSource(const PartSource&) = delete;
+    PartSource& operator=(const PartSource&) = delete;
+    const Part& part() const { return part_; }
+    // Uncompressed parts: the raw bytes, mapped in place. Empty span for compressed parts.
+    std::span<const std::byte> mapped() const;
+    // Copy raw bytes [offset, offset+len) to dst (decompressing frames as needed; each frame's
+    // checksum is checked when it is decompressed).
+    void read(uint64_t offset, size_t len, std::byte* dst);
+
+private:
+    void load_frame(size_t i);
+    Part part_;
+    int fd_ = -1;
+    std::byte* map_ = nullptr;
+    size_t map_len_ = 0;
+    std::vector<uint64_t> raw_start_, stored_start_;  // per frame
+    std::vector<std::byte> frame_;
+    size_t frame_index_ = SIZE_MAX;
+    void* dctx_ = nullptr;
+};
+
+// Read the whole part and compare its XXH3-64 with the manifest. Throws BadInput(part path).
+void check_part(const Part& part);
+
+// Reassemble the image from the parts: ZERO pages become holes, every extent is written at its
+// image offset; the result's XXH3-64 is checked against the image fingerprint. check_parts
+// verifies each part's digest first so that a bad part is named. Written atomically.
+struct MaterializeResult {
+    uint64_t bytes = 0, data_bytes = 0, fingerprint = 0;
+};
+MaterializeResult materialize(const PlacedReader& r, const std::string& out_path, bool check_parts = true,
+                              const std::function<void(uint64_t pages_done)>& progress = {});
+
+// What snap-place does, as a library call.
+struct PlaceRequest {
+    std::vector<tier::TierSpec> tiers;   // resolved (absolute locations, budgets)
+    std::array<int, kPageClasses> fixed{-1, -1, -1, -1};  // user's tier index per class, -1 = model
+    cost::Params params = cost::Params::defaults();
+    bool compress = false;               // zstd frames for parts on file: tiers
+    uint32_t frame_bytes = kDefaultFrameBytes;
+    int zstd_level = 1;
+};
+
+struct PartOutcome {
+    PageClass cls;
+    std::string path;
+    bool reused = false;  // an identical part file was already there
+    uint64_t raw_bytes = 0, stored_bytes = 0;
+};
+
+struct PlaceResult {
+    Manifest manifest;
+    cost::Estimate estimate;
+    std::vector<PartOutcome> outcomes;
+    uint64_t digest = 0;
+};
+
+// Choose tiers (cost::choose), write the parts (temp + rename, named by digest; an existing
+// identical uncompressed part is kept), then the manifest at out_path.
+PlaceResult place(const SplitReader& split, const PlaceRequest& req, const std::string& out_path,
+                  const std::function<void(uint64_t bytes_done, uint64_t bytes_total)>& progress = {});
+
+// snap-stat's view of a placed artifact.
+nlohmann::json describe_placed(const PlacedReader& r);
+std::string text_placed(const PlacedReader& r);
+
+}  // namespace snap::placed

@@ -1,0 +1,94 @@
+// Firecracker's UFFD memory backend, handler side, as Firecracker's
+// docs/snapshotting/handling-page-faults-on-snapshot-resume.md describes it:
+//  1. the handler binds and listens on a unix socket;
+//  2. Firecracker (restoring with mem_backend {backend_type: Uffd, backend_path: SOCKET})
+//     creates a userfaultfd, registers guest memory MISSING, connects, and sends ONE message:
+//     a JSON array of {"base_host_virt_addr", "size", "offset", "page_size"} (older
+//     releases spell the last "page_size_kib"; it holds bytes all the same) with the
+//     userfaultfd attached as SCM_RIGHTS; nothing else is ever said on the socket;
+//  3. the handler serves faults until Firecracker exits. If the handler must die, it kills
+//     Firecracker (pid from SO_PEERCRED), else the VM hangs on the next fault.
+#pragma once
+#include "common/error.hpp"
+#include "common/loadset.hpp"
+#include "server.hpp"
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace snap::uffd {
+
+// A malformed or missing handshake (exit 1: a runtime failure of the peer, not of a file).
+class ProtocolError : public Error {
+public:
+    explicit ProtocolError(const std::string& what) : Error("firecracker handshake: " + what) {}
+};
+
+// Parse and validate the region message. Throws ProtocolError naming the field at fault.
+std::vector<Region> parse_firecracker_regions(std::string_view json);
+// The message as Firecracker would send it (fcclient, tests).
+std::string firecracker_regions_json(const std::vector<Region>& regions, bool legacy_field = false);
+
+// A listening unix socket; the socket file is removed on destruction. A stale socket file at
+// the path is replaced; any other file there is an error.
+class UnixListener {
+public:
+    explicit UnixListener(const std::string& path, int backlog = 1);
+    ~UnixListener();
+    UnixListener(const UnixListener&) = delete;
+    UnixListener& operator=(const UnixListener&) = delete;
+    int fd() const { return fd_; }
+    const std::string& path() const { return path_; }
+
+private:
+    std::string path_;
+    int fd_ = -1;
+};
+
+struct FirecrackerPeer {
+    Userfaultfd uffd;
+    std::vector<Region> regions;
+    pid_t pid = 0;
+    uid_t uid = 0;
+    std::string message;  // the JSON as received
+};
+
+// Accept one connection and read the handshake. timeout_ms < 0: wait forever.
+// Throws ProtocolError (timeouts included) — the peer, if known, is not killed here.
+FirecrackerPeer accept_firecracker(UnixListener& listener, int accept_timeout_ms, int message_timeout_ms,
+                                   uint64_t assumed_features);
+
+struct ServeOptions {
+    ServerOptions server;                  // granule, zeropage, record …
+    int accept_timeout_ms = 60000;         // Firecracker's docs ask for timeouts; <0 = forever
+    int message_timeout_ms = 5000;
+    std::vector<PageRange> eager;          // installed right after the handshake (REAP)
+    bool kill_peer_on_error = true;        // SIGKILL the VMM if serving fails or we are signalled
+    // What Firecracker negotiated (it asks for UFFD_FEATURE_EVENT_REMOVE for the balloon).
+    uint64_t assumed_features = UFFD_FEATURE_EVENT_REMOVE;
+    const std::atomic<bool>* stop = nullptr;  // set → stop serving (the peer is left alone)
+    std::function<void(const std::string& socket_path)> on_listening;  // start the VMM here
+    std::function<void(const FirecrackerPeer&, FaultServer&)> on_connected;
+};
+
+struct ServeResult {
+    std::vector<Region> regions;
+    pid_t peer_pid = 0;
+    ServerStats stats;
+    uint64_t eager_pages = 0;
+    bool peer_exited = false;     // false: stopped by opt.stop
+    LoadingSet recording;         // with server.record; image.fingerprint is 0: the caller sets it
+    nlohmann::json to_json() const;
+};
+
+// Listen on socket_path, accept Firecracker, serve its faults from source until it exits.
+// On any error (and on SIGINT/SIGTERM/SIGHUP while serving) the peer is killed first, so
+// that the VM cannot hang on a fault nobody serves; then the error is rethrown.
+ServeResult serve_firecracker(const std::string& socket_path, PageSource& source, const ServeOptions& opt = {});
+
+}  // namespace snap::uffd

@@ -1,0 +1,156 @@
+// FaultServer: serves a process's guest memory from a PageSource over a userfaultfd.
+//
+// Guest memory is one or more regions, each mapping host addresses [base, base+size) to image
+// bytes [offset, offset+size). A MISSING fault is resolved for a whole granule around it
+// (64 KiB by default: a round trip costs ~5 CoW faults, FACTS.md) with UFFDIO_COPY, or
+// UFFDIO_ZEROPAGE where the source says zero. UFFD_EVENT_REMOVE (a balloon's
+// madvise(DONTNEED)) turns the range into "reads back as zeros", never the snapshot again.
+// The server remembers which pages it installed, so a granule skips them instead of bouncing
+// off EEXIST. install() is the eager path (REAP): big DONTWAKE copies, then one wake.
+// With record on, every first touch is logged in order (granule = one page, so that each
+// first touch is a fault); read-faulted pages are installed write-protected when the
+// userfaultfd allows it, so that a later write is seen too.
+#pragma once
+#include "common/loadset.hpp"
+#include "source.hpp"
+#include "uffd.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <span>
+#include <vector>
+
+namespace snap::uffd {
+
+struct Region {
+    uint64_t base = 0;        // host virtual address
+    uint64_t size_bytes = 0;
+    uint64_t offset = 0;      // image offset of base
+    uint64_t page_size = 4096;
+    uint64_t end() const { return base + size_bytes; }
+    bool operator==(const Region&) const = default;
+};
+
+struct AddrRange {
+    uint64_t start = 0;
+    uint64_t len = 0;
+    bool operator==(const AddrRange&) const = default;
+};
+
+// An image page range (for eager installs).
+struct PageRange {
+    uint64_t first_page = 0;
+    uint64_t pages = 0;
+};
+
+// Regions sorted by address, checked (page aligned, non-empty, not overlapping).
+class RegionMap {
+public:
+    RegionMap() = default;
+    explicit RegionMap(std::vector<Region> regions);  // throws Error naming the bad region
+    const std::vector<Region>& regions() const { return regions_; }
+    // The region holding addr, or -1.
+    int find(uint64_t addr) const;
+    // The range to resolve for a fault at addr: aligned down to the granule (itself rounded up
+    // to the region's page size), clamped to the region. {0,0} if addr is in no region.
+    AddrRange granule_for(uint64_t addr, uint64_t granule_bytes) const;
+    // Host address ranges holding image bytes [offset, offset+bytes), in region order.
+    std::vector<AddrRange> addresses_of(uint64_t offset, uint64_t bytes) const;
+
+private:
+    std::vector<Region> regions_;
+};
+
+struct ServerOptions {
+    uint64_t granule_bytes = 64 * 1024;     // resolve this much around a fault (rounded to pages)
+    uint64_t max_ioctl_bytes = 2 << 20;     // eager installs: bytes per UFFDIO_COPY
+    bool use_zeropage = true;               // zero stretches via UFFDIO_ZEROPAGE (else copy zeros)
+    bool prefault_source = true;            // map source bytes in this process before UFFDIO_COPY
+    bool record = false;                    // log first touches (forces a one-page granule)
+    bool record_writes_wp = true;           // with record: write-protect read faults to see writes
+};
+
+struct ServerStats {
+    uint64_t faults = 0, read_faults = 0, write_faults = 0, wp_faults = 0;
+    uint64_t pages_copied = 0, pages_zeroed = 0, bytes_copied = 0;
+    uint64_t eager_pages_copied = 0, eager_pages_zeroed = 0, eager_ns = 0;
+    uint64_t eexist = 0, eagain = 0, gone = 0, spurious = 0;  // spurious: fault on a page already served
+    uint64_t remove_events = 0, removed_pages = 0, unmap_events = 0, remap_events = 0, fork_events = 0;
+    uint64_t fault_ns = 0;   // time spent resolving faults (event read → ioctls done)
+    uint64_t serve_ns = 0;   // wall time of serve()
+    uint64_t ioctls = 0;
+    nlohmann::json to_json() const;
+};
+
+class FaultServer {
+public:
+    // The server does not own source; uffd is moved in.
+    FaultServer(Userfaultfd uffd, std::vector<Region> regions, PageSource& source, ServerOptions opt = {});
+
+    // Register every region (MISSING, plus WP when recording writes and the fd has the
+    // feature). Not for an adopted Firecracker fd, whose regions are registered already —
+    // except that enable_wp() may add WP to them.
+    void register_regions();
+    // Try to add WP registration to the regions (recording). False (and record reads/writes
+    // from the fault flags only) when the userfaultfd refuses.
+    bool enable_wp();
+
+    // Eager install of image page ranges (REAP): pieces of up to max_ioctl_bytes with
+    // DONTWAKE, then one wake per region. Pages already served are skipped. Returns pages done.
+    uint64_t install(std::span<const PageRange> ranges);
+
+    // Handle whatever events are pending (non-blocking).
+    void handle_pending();
+    // An ioctl said the target or a range is gone (ESRCH/ENOENT): the process likely exited.
+    bool target_gone() const { return target_gone_; }
+    // Poll the userfaultfd and extra_fds; return when one of extra_fds is readable (its index),
+    // when stop becomes true (-1), or after timeout_ms without events when timeout_ms >= 0 (-2).
+    int serve(std::span<const int> extra_fds, const std::atomic<bool>* stop = nullptr, int timeout_ms = -1);
+
+    const ServerStats& stats() const;
+    const RegionMap& regions() const { return map_; }
+    Userfaultfd& uffd() { return uffd_; }
+    bool recording_writes() const { return wp_active_; }
+    // The recorded first touches (record mode): image pages, in order, rank = order.
+    const std::vector<Touch>& touches() const { return touches_; }
+    // A loading set from the recording (method "uffd"). meta tells what the method could see.
+    LoadingSet loading_set(const ImageIdentity& image) const;
+    // Called after each event batch (tests, progress). May be empty.
+    std::function<void(const ServerStats&)> on_batch;
+
+private:
+    enum PageState : uint8_t { kMissing = 0, kPresent = 1, kRemoved = 2, kUnmapped = 3 };
+    void handle_event(const uffd_msg& m);
+    void handle_fault(uint64_t addr, uint64_t flags);
+    void handle_remove(uint64_t start, uint64_t end, bool unmap);
+    void handle_remap(uint64_t from, uint64_t to, uint64_t len);
+    // Resolve [start, start+len) within region r for pages in state missing/removed.
+    // Returns false if a pending event must be read first (EAGAIN).
+    bool resolve(int r, uint64_t start, uint64_t len, bool wake, bool write_protect, bool eager);
+    bool fill_run(int r, uint64_t start, uint64_t len, bool removed, bool write_protect, bool eager);
+    void drain_events();
+    uint8_t& state(int r, uint64_t addr);
+    void record_touch(int r, uint64_t addr, bool write);
+    uint64_t now_ns() const;
+
+    Userfaultfd uffd_;
+    RegionMap map_;
+    PageSource& source_;
+    ServerOptions opt_;
+    std::vector<std::vector<uint8_t>> states_;
+    std::vector<std::byte> scratch_;
+    std::vector<std::byte> zeros_;  // for huge-page regions, where UFFDIO_ZEROPAGE does not exist
+    std::deque<uffd_msg> queued_faults_;
+    mutable ServerStats stats_;
+    bool wp_active_ = false;
+    bool target_gone_ = false;
+    uint64_t start_ns_ = 0;
+    std::vector<Touch> touches_;
+    std::vector<std::vector<uint32_t>> touch_index_;  // per region page → touches_ index + 1
+};
+
+}  // namespace snap::uffd

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# A handler that must die kills its Firecracker first (pid from SO_PEERCRED), so the VM does
+# not hang forever on a fault nobody serves; and a broken handshake is a clean error.
+set -u
+bin=${1:?bin dir}
+work=${SNAPKIT_WORK:?}
+mkdir -p "$work" && cd "$work" || exit 1
+for t in fcclient fcserve; do [ -x "$bin/$t" ] || { echo "skipped: $t not built"; exit 77; }; done
+fail=0
+"$bin/fcclient" make-image img --mib 16 || exit 1
+
+# 1. The handler fails after a few faults: the client must be SIGKILLed (exit 137), not hang.
+rm -f kill.sock
+"$bin/fcserve" --socket "$work/kill.sock" --image img --granule-kib 4 --die-after-faults 5 2>kill.err &
+spid=$!
+timeout 60 "$bin/fcclient" --socket "$work/kill.sock" --image img --regions-mib 8,8 --threads 1 >kill.client 2>&1
+crc=$?
+wait $spid
+src=$?
+if [ $crc = 77 ]; then echo "skipped: $(cat kill.client)"; exit 77; fi
+[ $crc = 137 ] || { echo "FAIL: client exit $crc, expected 137 (SIGKILL); 124 = it hung"; cat kill.client; fail=1; }
+[ $src = 1 ] || { echo "FAIL: server exit $src, expected 1"; fail=1; }
+grep -q "fcserve: error: dying on purpose" kill.err || { echo "FAIL: no error line"; cat kill.err; fail=1; }
+
+# 2. The handler is signalled while serving: the client dies with it.
+rm -f sig.sock
+"$bin/fcserve" --socket "$work/sig.sock" --image img 2>sig.err &
+spid=$!
+timeout 60 "$bin/fcclient" --socket "$work/sig.sock" --image img --regions-mib 8,8 --threads 1 --delay-ms 3000 >sig.client 2>&1 &
+cpid=$!
+sleep 1
+kill -TERM $spid
+wait $cpid
+crc=$?
+wait $spid
+[ $crc = 137 ] || { echo "FAIL: signalled handler: client exit $crc, expected 137"; fail=1; }
+
+# 3. Broken handshakes are clean errors (exit 1, one line), never a hang or a crash.
+if command -v python3 >/dev/null; then
+  for case in garbage noregions nofd; do
+    rm -f hs.sock
+    "$bin/fcserve" --socket "$work/hs.sock" --image img 2>hs.$case.err &
+    spid=$!
+    python3 - "$work/hs.sock" "$case" <<'PY'
+import socket, sys, time, array, os
+path, case = sys.argv[1], sys.argv[2]
+for _ in range(100):
+    try:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.connect(path); break
+    except OSError:
+        time.sleep(0.05)
+msg = {"garbage": b"[{not json", "noregions": b"[]",
+       "nofd": b'[{"base_host_virt_addr":4096,"size":4096,"offset":0,"page_size":4096}]'}[case]
+r, w = os.pipe()
+if case == "nofd":
+    s.sendall(msg)
+else:
+    s.sendmsg([msg], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [r]))])
+s.close()
+PY
+    wait $spid
+    src=$?
+    [ $src = 1 ] || { echo "FAIL: handshake $case: exit $src, expected 1"; fail=1; }
+    grep -q "fcserve: error: firecracker handshake:" hs.$case.err || { echo "FAIL: handshake $case:"; cat hs.$case.err; fail=1; }
+  done
+fi
+
+# 4. Nobody connects: a timeout, not a hang.
+rm -f idle.sock
+timeout 30 "$bin/fcserve" --socket "$work/idle.sock" --image img --accept-timeout-ms 300 2>idle.err
+src=$?
+[ $src = 1 ] && grep -q "no connection" idle.err || { echo "FAIL: accept timeout: exit $src"; cat idle.err; fail=1; }
+
+[ $fail = 0 ] && echo "ok: serve_kill_peer"
+exit $fail

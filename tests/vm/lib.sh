@@ -1,0 +1,42 @@
+# Shared by the real-VM tests: probe, locate, snapshot if needed.
+# Sourced, not run.  Exit 77 = skipped (ctest SKIP_RETURN_CODE).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+SNAPKIT_BIN=${1:-${SNAPKIT_BIN:-$ROOT/build/bin}}
+SNAPVM=$ROOT/scripts/snapvm
+VMDIR=${SNAPKIT_VMDIR:-$ROOT/build/vm}
+
+skip() { echo "skipped: $*"; exit 77; }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+probe_vm() {
+    [ -e /dev/kvm ] || skip "/dev/kvm missing"
+    [ -r /dev/kvm ] && [ -w /dev/kvm ] || skip "/dev/kvm not accessible (need root or group kvm)"
+    command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 missing (apt-get install qemu-system-x86)"
+    command -v python3 >/dev/null || skip "python3 missing"
+    [ -f /usr/src/linux-source-6.1.tar.xz ] || [ -f "$ROOT/build/guest/vmlinux" ] || \
+        skip "no guest kernel and no linux-source-6.1 to build one (see scripts/guest/deps.txt)"
+}
+
+# ensure_snapshot NAME: build the guest (cached) and snapshot NAME (cached)
+ensure_snapshot() {
+    "$ROOT/scripts/guest/build.sh" >&2 || fail "guest build failed"
+    "$SNAPVM" snapshot --out "$VMDIR" --functions "$1" >&2 || fail "snapshot of $1 failed"
+}
+
+# restore_check NAME [snapvm restore options...]: restore, invoke with the
+# snapshot's test input (not the one it was recorded with), check the answer
+restore_check() {
+    local name=$1; shift
+    local out
+    out=$("$SNAPVM" restore --snapshot "$VMDIR/$name" --json "$@") || fail "restore of $name failed: $out"
+    python3 - "$out" <<'PY' || fail "bad report for $name: $out"
+import json, sys
+r = json.loads(sys.argv[1])
+assert r["ok"] and r["answer"] == r["expected"], r
+assert r["input"] != json.load(open(r["snapshot"] + "/meta.json"))["record_input"], "not a test input"
+print("%s %s -> %s ok: resumed %.1f ms, result %.1f ms, guest %d us"
+      % (r["function"], r["input"], r["answer"], r["resumed_ms"], r["result_ms"], r["guest_us"]))
+PY
+}

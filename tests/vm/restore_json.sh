@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Real VM: snapshot json (if needed), restore it, invoke it with its test
+# input, check the answer; then again with the image evicted from the page
+# cache.  usage: restore_json.sh [SNAPKIT_BIN]   (exit 77 = skipped)
+source "$(dirname "$0")/lib.sh"
+probe_vm
+ensure_snapshot json
+restore_check json
+restore_check json --cold
