@@ -34,6 +34,12 @@ public:
     const std::byte* data() const { return file_.data(); }
     bool is_zero(uint64_t n) const { return is_zero_page(page(n), page_size_); }
     uint64_t fingerprint() const;  // computed once, then cached
+    bool has_fingerprint() const { return have_fingerprint_; }
+    // For readers that hash the whole image anyway while scanning it (one pass, not two).
+    void remember_fingerprint(uint64_t fp) const {
+        fingerprint_ = fp;
+        have_fingerprint_ = true;
+    }
     ImageIdentity identity() const { return {size_bytes(), page_size_, fingerprint()}; }
     void advise_sequential() const { file_.advise_sequential(); }
 

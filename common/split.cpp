@@ -114,10 +114,18 @@ SplitPlan plan_split(const Image& image, const LoadingSet& touched, const SplitO
     const uint64_t pages = image.pages();
     std::vector<bool> zero(pages);
     image.advise_sequential();
-    for (uint64_t p = 0; p < pages; ++p) {
-        zero[p] = image.is_zero(p);
-        if (progress && (p & 0xffff) == 0) progress(p);
+    // One pass over the image: zero detection and, unless already known, the fingerprint,
+    // a few MiB at a time so that both read the bytes while they are in cache.
+    const bool hash_it = !image.has_fingerprint();
+    hash::Xxh3Stream h;
+    const uint64_t batch = std::max<uint64_t>(1, (4u << 20) / image.page_size());
+    for (uint64_t p = 0; p < pages; p += batch) {
+        uint64_t n = std::min(batch, pages - p);
+        if (hash_it) h.update(image.page(p), n * image.page_size());
+        for (uint64_t i = p; i < p + n; ++i) zero[i] = image.is_zero(i);
+        if (progress) progress(p);
     }
+    if (hash_it) image.remember_fingerprint(h.digest());
     if (progress) progress(pages);
     return classify_pages(image.identity(), zero, touched, opt);
 }

@@ -23,7 +23,9 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:0] = [os.path.join(HERE, "functions"), "/usr/lib/python3/dist-packages"]
+# /snapkit/functions in the guest; guest/functions when traced on the host
+FUNCTIONS = os.environ.get("SNAPKIT_FUNCTIONS", os.path.join(HERE, "functions"))
+sys.path[:0] = [FUNCTIONS, "/usr/lib/python3/dist-packages"]
 
 import suite  # noqa: E402  (guest/functions/suite.py)
 

@@ -32,8 +32,7 @@ DENY = {"_hashlib", "_ssl"}
 TRACE = r"""
 import json, os, sys, time
 root = sys.argv[1]
-sys.path[:0] = [os.path.join(root, "guest/runner"), os.path.join(root, "guest/functions"),
-                "/usr/lib/python3/dist-packages"]
+sys.path.insert(0, os.path.join(root, "guest/runner"))
 import runner, suite
 answers = {}
 for name in suite.names():
@@ -88,7 +87,8 @@ def main():
     a = ap.parse_args()
 
     env = {"PATH": "/usr/bin:/bin", "PYTHONHASHSEED": "0",
-           "SNAPKIT_NATIVE_DIR": os.path.join(a.stage, "snapkit"), "PYTHONDONTWRITEBYTECODE": "1",
+           "SNAPKIT_NATIVE_DIR": os.path.join(a.stage, "snapkit"),
+           "SNAPKIT_FUNCTIONS": os.path.join(a.root, "guest/functions"), "PYTHONDONTWRITEBYTECODE": "1",
            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     r = subprocess.run([PYTHON, "-S", "-B", "-c", TRACE, a.root], capture_output=True,
                        text=True, env=env, cwd="/")

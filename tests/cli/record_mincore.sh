@@ -6,7 +6,7 @@ set -eu
 bin=${1:?bin dir}
 work=${SNAPKIT_WORK:-$(mktemp -d)}
 mkdir -p "$work" && cd "$work"
-for t in snap-record rwload mkimage lsdump; do
+for t in snap-record rwload mkimage; do
   [ -x "$bin/$t" ] || { echo "skipped: $t not built"; exit 77; }
 done
 fail() { echo "FAIL: $*"; exit 1; }
@@ -23,7 +23,7 @@ cat img > /dev/null  # warm: the drop must undo this
   fail "the page cache drop did not work: $(json_field m.json resident_at_start_pages) pages resident at start"
 [ "$(json_field m.json cache_dropped)" = true ] || fail "cache_dropped not reported"
 [ "$(json_field m.json written)" = null ] || fail "mincore claims to know writes"
-"$bin/lsdump" m.ls | awk '{print $1}' | sort > m.all
+"$bin/snap-stat" --list m.ls | awk '{print $1}' | sort > m.all
 awk '{print $1}' m.truth | sort > m.tall
 missing=$(comm -23 m.tall m.all | wc -l)
 [ "$missing" = 0 ] || fail "$missing touched pages missing from the mincore set"

@@ -6,7 +6,7 @@ set -eu
 bin=${1:?bin dir}
 work=${SNAPKIT_WORK:-$(mktemp -d)}
 mkdir -p "$work" && cd "$work"
-for t in snap-record rwload mkimage lsdump; do
+for t in snap-record rwload mkimage; do
   [ -x "$bin/$t" ] || { echo "skipped: $t not built"; exit 77; }
 done
 [ -r /proc/self/pagemap ] || { echo "skipped: no /proc/self/pagemap"; exit 77; }
@@ -14,7 +14,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 
 "$bin/mkimage" img --mib 64 --zero-pct 0 --seed 7
 check() {  # check NAME: compares NAME.ls against NAME.truth
-  "$bin/lsdump" "$1.ls" > "$1.list"
+  "$bin/snap-stat" --list "$1.ls" > "$1.list"
   awk '$2 == "W" {print $1}' "$1.truth" | sort > "$1.tw"
   awk '$2 ~ /W/ {print $1}' "$1.list" | sort > "$1.rw"
   cmp -s "$1.tw" "$1.rw" || fail "$1: written set differs from the truth ($(wc -l < "$1.rw") recorded, $(wc -l < "$1.tw") true)"
@@ -57,5 +57,5 @@ out=$(timeout 60 "$bin/snap-record" -q --mem img -o run5.ls -- \
       sh -c 'trap "echo usr1" USR1; kill -USR1 $$; (sleep 0.2; kill -CONT $$) & kill -STOP $$; wait; echo done')
 [ "$out" = "$(printf 'usr1\ndone')" ] || fail "signals: target printed '$out'"
 "$bin/snap-record" -q --mem img -o - -- "$bin/rwload" img --seed 14 --reads 10 --writes 5 --pause-ms 10 > run6.ls
-"$bin/lsdump" run6.ls > /dev/null || fail "-o - did not stream a valid loading set"
+"$bin/snap-stat" --list run6.ls > /dev/null || fail "-o - did not stream a valid loading set"
 echo "ok: signals re-delivered, group-stop honoured, -o - streams"

@@ -6,13 +6,13 @@ set -eu
 bin=${1:?bin dir}
 work=${SNAPKIT_WORK:-$(mktemp -d)}
 mkdir -p "$work" && cd "$work"
-for t in snap-record rwload mkimage lsdump; do
+for t in snap-record rwload mkimage; do
   [ -x "$bin/$t" ] || { echo "skipped: $t not built"; exit 77; }
 done
 fail() { echo "FAIL: $*"; exit 1; }
 "$bin/mkimage" img --mib 32 --zero-pct 0 --seed 9
 written_subset() {  # written_subset LOADSET TRUTH PHASES-REGEX: those truth W pages are recorded W
-  "$bin/lsdump" "$1" | awk '$2 ~ /W/ {print $1}' | sort > got.w
+  "$bin/snap-stat" --list "$1" | awk '$2 ~ /W/ {print $1}' | sort > got.w
   awk -v ph="$3" '$2 == "W" && $3 ~ ph {print $1}' "$2" | sort > want.w
   [ -s want.w ] || fail "empty truth for $2"
   missing=$(comm -23 want.w got.w | wc -l)

@@ -7,7 +7,7 @@ set -eu
 bin=${1:?bin dir}
 work=${SNAPKIT_WORK:-$(mktemp -d)}
 mkdir -p "$work" && cd "$work"
-for t in snap-record rwload mkimage lsdump; do
+for t in snap-record rwload mkimage; do
   [ -x "$bin/$t" ] || { echo "skipped: $t not built"; exit 77; }
 done
 [ "$(id -u)" = 0 ] || { echo "skipped: bpf needs root"; exit 77; }
@@ -21,7 +21,7 @@ if [ "$probe" = 4 ]; then echo "skipped: $(head -1 probe.err)"; exit 77; fi
 [ "$probe" = 0 ] || fail "probe run: exit $probe: $(cat probe.err)"
 
 check() {  # check NAME: compares NAME.ls against NAME.truth and NAME.json
-  "$bin/lsdump" "$1.ls" > "$1.list"
+  "$bin/snap-stat" --list "$1.ls" > "$1.list"
   awk '$2 == "W" {print $1}' "$1.truth" | sort > "$1.tw"
   awk '$2 ~ /W/ {print $1}' "$1.list" | sort > "$1.rw"
   cmp -s "$1.tw" "$1.rw" || fail "$1: written set differs from the truth ($(wc -l < "$1.rw") recorded, $(wc -l < "$1.tw") true; missing $(comm -23 "$1.tw" "$1.rw" | wc -l), extra $(comm -13 "$1.tw" "$1.rw" | wc -l))"

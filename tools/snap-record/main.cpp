@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
     app.add_flag("--keep-cache", opt.keep_cache, "mincore: do not drop the image from the page cache first");
     app.add_option("--page-size", opt.page_size, "Page size of the image")->capture_default_str()->type_name("BYTES");
     app.add_option("--bpf-source", opt.bpf_source, "bpf: event source (auto, kvm, user)")->capture_default_str();
-    app.add_option("--gpa-map", opt.gpa_map, "bpf, kvm source: guest-physical to image offset layout")->type_name("FILE");
+    app.add_option("--gpa-map", opt.gpa_map, "bpf, kvm source: guest-physical to image offset layout")->type_name("GPA:OFFSET:SIZE,...");
     app.add_option("command", opt.command, "The command to start and record (after --)")->type_name("CMD ARGS…");
     app.footer(
         "Stops when the target exits (final scan at its exit stop), on SIGINT/SIGTERM, or after --duration.\n"

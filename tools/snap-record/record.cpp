@@ -288,7 +288,7 @@ public:
         if (attached_)
             out.push_back("attached to a running process: what it touched before the attach cannot be "
                           "told from what it touched after (it shows in the first scan, or not at all)");
-        if (!attached_)
+        if (!attached_ && ctx_.options && ctx_.options->method != "bpf")
             out.push_back("only the started process is recorded, not processes it forks");
         return out;
     }

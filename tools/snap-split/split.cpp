@@ -36,21 +36,20 @@ int run(const Options& opt) {
             throw BadInput(name, "recorded against an image of " + std::to_string(id.size_bytes) + " bytes, " + opt.mem +
                                      " has " + std::to_string(image.size_bytes()));
     }
-    cli::Progress fp_progress("fingerprinting image", 0);
-    uint64_t fp = image.fingerprint();
-    fp_progress.finish();
-    for (size_t i = 0; i < sets.size(); ++i)
-        if (sets[i].image.fingerprint != fp)
-            throw BadInput(opt.loadsets[i] == "-" ? "<stdin>" : opt.loadsets[i],
-                           "recorded against another image (fingerprint " + hash::to_hex(sets[i].image.fingerprint) + ", " +
-                               opt.mem + " has " + hash::to_hex(fp) + ")");
-
     LoadingSet merged = merge_loadsets(sets, spec);
     SplitOptions sopt;
     sopt.assume_written = opt.assume_written;
     cli::Progress progress("classifying", image.pages());
     SplitPlan plan = plan_split(image, merged, sopt, [&](uint64_t done) { progress.update(done); });
     progress.finish();
+    // The fingerprint came with the classifying pass; a loading set of another image is
+    // refused before anything is written.
+    uint64_t fp = image.fingerprint();
+    for (size_t i = 0; i < sets.size(); ++i)
+        if (sets[i].image.fingerprint != fp)
+            throw BadInput(opt.loadsets[i] == "-" ? "<stdin>" : opt.loadsets[i],
+                           "recorded against another image (fingerprint " + hash::to_hex(sets[i].image.fingerprint) + ", " +
+                               opt.mem + " has " + hash::to_hex(fp) + ")");
     plan.meta["sources"] = sources;
     plan.meta["merge"] = opt.merge;
     plan.meta["image_fingerprint"] = hash::to_hex(fp);
