@@ -46,6 +46,8 @@ uint64_t FileResidency::count_resident() {
 }
 
 void FileResidency::drop_cache() {
+    // Dirty pages (an image written moments ago) survive DONTNEED: write them back first.
+    if (::fdatasync(fd_) != 0 && errno != EINVAL && errno != EROFS) throw_errno("fdatasync " + path_);
     int e = ::posix_fadvise(fd_, 0, 0, POSIX_FADV_DONTNEED);
     if (e != 0) throw_errno("posix_fadvise(DONTNEED) " + path_, e);
 }

@@ -41,10 +41,10 @@ for name in suite.names():
     for arg in suite.inputs(name):
         answers[name][arg] = runner._serve_line(name + " " + arg).split(" ", 3)[3]
 mods = {}
-for m in list(sys.modules.values()):
+for key, m in list(sys.modules.items()):   # keys, not __name__: _decimal calls itself decimal
     f = getattr(m, "__file__", None)
     if f:
-        mods[m.__name__] = f
+        mods[key] = f
 data = [p for name in suite.names() for p in getattr(suite, "DATA", {}).get(name, [])]
 json.dump({"modules": mods, "answers": answers, "data": data}, sys.stdout)
 """

@@ -19,10 +19,13 @@ probe_vm() {
         skip "no guest kernel and no linux-source-6.1 to build one (see scripts/guest/deps.txt)"
 }
 
-# ensure_snapshot NAME: build the guest (cached) and snapshot NAME (cached)
+# ensure_snapshot NAME: build the guest (cached) and snapshot NAME (cached).
+# One boot snapshots all three test functions, so the next test finds its
+# snapshot ready (a boot costs minutes under PVM).
 ensure_snapshot() {
     "$ROOT/scripts/guest/build.sh" >&2 || fail "guest build failed"
-    "$SNAPVM" snapshot --out "$VMDIR" --functions "$1" >&2 || fail "snapshot of $1 failed"
+    "$SNAPVM" snapshot --out "$VMDIR" --functions "hello,json,pyaes,$1" >&2 ||
+        fail "snapshot of $1 failed"
 }
 
 # restore_check NAME [snapvm restore options...]: restore, invoke with the
