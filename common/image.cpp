@@ -7,7 +7,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 namespace snap {
@@ -44,7 +46,10 @@ uint64_t Image::fingerprint() const {
 }
 
 ImageIdentity identify_image_file(const std::string& path, uint32_t page_size) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_DIRECT where the file system allows it: fingerprinting must not fill the page cache,
+    // or a mincore recorder watching the same image (or the next restore) would see it warm.
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);
+    if (fd < 0 && errno == EINVAL) fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) throw_errno(path);
     struct stat st {};
     if (fstat(fd, &st) < 0) {
@@ -59,18 +64,28 @@ ImageIdentity identify_image_file(const std::string& path, uint32_t page_size) {
         throw;
     }
     hash::Xxh3Stream h;
-    std::vector<char> buf(1 << 20);
+    constexpr size_t kBuf = 1 << 20;
+    void* mem = nullptr;
+    if (posix_memalign(&mem, 4096, kBuf) != 0) throw std::bad_alloc();
+    std::unique_ptr<char, decltype(&std::free)> buf(static_cast<char*>(mem), &std::free);
     uint64_t off = 0;
+    bool direct = true;
     for (;;) {
-        ssize_t n = ::pread(fd, buf.data(), buf.size(), static_cast<off_t>(off));
+        ssize_t n = ::pread(fd, buf.get(), kBuf, static_cast<off_t>(off));
         if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EINVAL && direct) {  // O_DIRECT refused at read time: go buffered
+            int flags = fcntl(fd, F_GETFL);
+            fcntl(fd, F_SETFL, flags & ~O_DIRECT);
+            direct = false;
+            continue;
+        }
         if (n < 0) {
             int e = errno;
             ::close(fd);
             throw_errno("read " + path, e);
         }
         if (n == 0) break;
-        h.update(buf.data(), static_cast<size_t>(n));
+        h.update(buf.get(), static_cast<size_t>(n));
         off += static_cast<uint64_t>(n);
     }
     ::close(fd);

@@ -8,6 +8,12 @@
  * and pagemap see ~30x more pages than the guest touched.  Anonymous
  * mappings keep the advice.  Set NOHUGE_ALL=1 to drop it everywhere and
  * NOHUGE_VERBOSE=1 to log each dropped call on stderr.
+ *
+ * In its place the file mapping gets MADV_RANDOM (NOHUGE_RANDOM=0 to skip):
+ * no readahead around a page-cache miss, so the image's page-cache
+ * residency after a cold restore is what the guest touched (plus
+ * fault-around of pages already cached), without lowering the block
+ * device's read_ahead_kb for the whole machine.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -73,6 +79,9 @@ int madvise(void *addr, size_t len, int advice)
 				int n = snprintf(msg, sizeof msg, "nohuge: dropped MADV_HUGEPAGE %p+%zu\n", addr, len);
 				if (n > 0) (void)!write(2, msg, (size_t)n);
 			}
+			const char *r = getenv("NOHUGE_RANDOM");
+			if (!(r && *r == '0'))
+				real_madvise(addr, len, MADV_RANDOM);
 			return 0;
 		}
 	}

@@ -46,12 +46,13 @@ hash_files() { (cd "$root" && find "$@" -type f ! -name '*.pyc' ! -path '*/__pyc
 
 kernel_key=$( { hash_files guest/kernel
                 pkgver linux-source-6.1 gcc-12 binutils make bison flex; } | sha256sum | cut -c1-16)
-initrd_key=$( { hash_files guest/runner guest/functions guest/native scripts/guest
+initrd_key=$( { hash_files guest/runner guest/functions guest/native scripts/guest/build.sh \
+                           scripts/guest/pyfiles.py
                 pkgver busybox-static python3.11 python3.11-minimal libpython3.11-stdlib \
                        libpython3.11-minimal python3-pyaes python3-chameleon python3-igraph \
                        python3-pil python3-numpy libc6 g++-12 ; } | sha256sum | cut -c1-16)
 
-cmdline="console=ttyS0 panic=-1 noxsave clearcpuid=smap,smep,pcid,invpcid,rdpid,fsgsbase,pku,popcnt,movbe,bmi1,bmi2,avx,avx2,clflushopt,clwb,rdrand,rdseed,aes,pclmulqdq,sha_ni,erms,fsrm,rep_good tsc=reliable quiet loglevel=1 rdinit=/init"
+cmdline="console=ttyS0 panic=-1 noxsave clearcpuid=smap,smep,pcid,invpcid,rdpid,fsgsbase,pku,popcnt,movbe,bmi1,bmi2,avx,avx2,clflushopt,clwb,rdrand,rdseed,aes,pclmulqdq,sha_ni tsc=reliable quiet loglevel=1 rdinit=/init"
 
 # ---------------------------------------------------------------- kernel
 build_kernel() {

@@ -23,9 +23,15 @@ probe_vm() {
 # One boot snapshots all three test functions, so the next test finds its
 # snapshot ready (a boot costs minutes under PVM).
 ensure_snapshot() {
+    mkdir -p "$VMDIR"
+    # ctest -j: one build and one boot at a time, the others wait and then
+    # find everything up to date
+    exec 9>"$VMDIR/.lock"
+    flock 9
     "$ROOT/scripts/guest/build.sh" >&2 || fail "guest build failed"
     "$SNAPVM" snapshot --out "$VMDIR" --functions "hello,json,pyaes,$1" >&2 ||
         fail "snapshot of $1 failed"
+    flock -u 9
 }
 
 # restore_check NAME [snapvm restore options...]: restore, invoke with the

@@ -1,0 +1,137 @@
+// The mapping plan: how a restore strategy lays the guest's memory over the VMM's private
+// mapping of the image (DESIGN.md §4). Shared by the preload (which applies it inside the
+// VMM), snap-restore (which builds, checks and hands it over) and the tests.
+//
+// The bottom layer is always the VMM's own MAP_PRIVATE mapping of the image: it is correct
+// for every page, so any page the plan does not cover — or gives up on to save mappings —
+// still reads right. On top of it, in address order and never overlapping, the plan puts:
+//   anon  anonymous memory (MAP_FIXED): the range reads zero, costs nothing until written;
+//   copy  anonymous memory filled eagerly from pieces (a part file, the image, or nothing for
+//         zero pages) before the VMM runs the guest;
+//   map   a MAP_PRIVATE mapping of a part file at the op's file offset (in place, no copy;
+//         a write makes a private copy; the part file is never written).
+// Every op is one mapping; the kernel splits the image mapping around it. vm.max_map_count
+// bounds the total, so ops are merged across small gaps (a gap inside a copy op is copied;
+// small zero runs and small map runs fall back to the image, which holds those bytes too).
+//
+// The plan is pure data: build_plan() needs the split's plan and a description of the
+// parts, not the files, so it is tested on fixtures. encode()/decode() are the hand-over to
+// the preload (a private, versioned byte format; not an artifact).
+#pragma once
+#include "common/split.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace snap::restore {
+
+enum class Strategy : uint32_t { vanilla = 0, reap = 1, faasnap = 2, tiered = 3 };
+const char* strategy_name(Strategy s);
+std::optional<Strategy> strategy_from_name(std::string_view name);
+
+enum class OpKind : uint8_t { anon = 1, copy = 2, map = 3 };
+const char* op_name(OpKind k);
+
+// How a page ends up in memory (for the per-class report).
+enum class Mechanism : uint8_t { image = 0, anon = 1, copy = 2, map = 3 };
+constexpr int kMechanisms = 4;
+const char* mechanism_name(Mechanism m);
+
+constexpr int32_t kImageFile = 0;  // files[0] is always the image
+constexpr int32_t kNoFile = -1;    // a copy piece of zeros (nothing to read)
+
+struct PlanFile {
+    std::string path;
+    bool operator==(const PlanFile&) const = default;
+};
+
+// Pages [page, page+pages) of a copy op come from file bytes [file_offset, …) (or are zero).
+struct CopyPiece {
+    uint64_t page = 0, pages = 0;
+    int32_t file = kNoFile;
+    uint64_t file_offset = 0;
+    bool operator==(const CopyPiece&) const = default;
+};
+
+struct Op {
+    OpKind kind = OpKind::anon;
+    uint64_t first_page = 0, pages = 0;
+    int32_t file = kNoFile;     // map: the file
+    uint64_t file_offset = 0;   // map: byte offset of first_page's bytes in the file
+    uint32_t piece_begin = 0, piece_count = 0;  // copy: pieces[piece_begin, +piece_count)
+    bool operator==(const Op&) const = default;
+};
+
+// Image pages to pull in behind the VMM's back (faasnap prefetch in first-touch order;
+// tiered --drain-cold in address order).
+struct PageSpan {
+    uint64_t first_page = 0, pages = 0;
+    bool operator==(const PageSpan&) const = default;
+};
+
+// A part as the builder needs it: which class, which file, where its bytes start, and
+// whether it can be mapped or read directly (uncompressed).
+struct PartRef {
+    PageClass cls = PageClass::rw;
+    std::string path;
+    uint64_t offset = 0;
+    bool raw = true;  // uncompressed: mappable and readable at offset + data_page × page size
+};
+
+struct BuildOptions {
+    Strategy strategy = Strategy::vanilla;
+    uint64_t gap_pages = 32;      // merge copy ops across image gaps below this; smaller zero/map runs stay on the image
+    uint64_t max_mappings = 0;    // 0 = no limit; else grow the gap until the plan fits, or refuse
+    bool drain_cold = false;      // tiered: pull COLD pages in after the hot phase
+};
+
+struct MappingPlan {
+    Strategy strategy = Strategy::vanilla;
+    uint32_t page_size = 4096;
+    uint64_t image_pages = 0;
+    uint64_t gap_pages = 0;        // the gap the plan was finally built with
+    std::vector<PlanFile> files;   // [0] = image
+    std::vector<Op> ops;           // address order, disjoint
+    std::vector<CopyPiece> pieces;
+    std::vector<PageSpan> prefetch;  // concurrent, in this order (faasnap)
+    std::vector<PageSpan> drain;     // after the hot phase (tiered --drain-cold)
+    // pages[class][mechanism]: how each class's pages are served.
+    std::array<std::array<uint64_t, kMechanisms>, kPageClasses> pages{};
+    uint64_t mappings = 0;         // mappings over the image range once applied (VMAs, estimated)
+    uint64_t copy_bytes = 0;       // bytes read into copy ops (zero pieces excluded)
+    std::vector<std::string> notes;  // fall-backs the builder took ("cold part is compressed: …")
+
+    nlohmann::json to_json() const;
+    bool operator==(const MappingPlan&) const = default;
+};
+
+// Build the strategy's plan. parts: the placed artifact's parts (any order, one per non-empty
+// class). Throws UsageError when max_mappings cannot be met.
+MappingPlan build_plan(const SplitPlan& split, std::span<const PartRef> parts, const std::string& image_path,
+                       const BuildOptions& opt);
+
+// Mappings the ops produce over [0, image_pages): runs that the kernel merges (anonymous
+// next to anonymous, one file at contiguous offsets — the image included) count once.
+uint64_t count_mappings(const MappingPlan& plan);
+
+// Where page p's bytes come from once the plan is applied: file (kNoFile = zero) and byte
+// offset. With the image (file 0) underneath, every page has an answer.
+struct PageOrigin {
+    int32_t file = kNoFile;
+    uint64_t offset = 0;
+    bool operator==(const PageOrigin&) const = default;
+};
+std::vector<PageOrigin> page_origins(const MappingPlan& plan);
+
+// The hand-over to the preload. decode() checks every bound and throws BadInput(name, why).
+std::vector<std::byte> encode(const MappingPlan& plan);
+MappingPlan decode(std::span<const std::byte> bytes, const std::string& name);
+
+}  // namespace snap::restore

@@ -1,0 +1,39 @@
+// The placed artifact as the restore front-ends see it: the parts as PartRefs for the mapping
+// plan, and a PageSource over the parts for the userfaultfd front-end (--serve): ZERO pages
+// are zero, every other page comes from its extent's bytes in its class's part (mapped in
+// place when uncompressed, decompressed frame by frame otherwise).
+#pragma once
+#include "common/placed.hpp"
+#include "common/restore/plan.hpp"
+#include "common/uffd/source.hpp"
+
+#include <memory>
+#include <vector>
+
+namespace snap::restore {
+
+std::vector<PartRef> part_refs(const placed::PlacedReader& r);
+
+class PlacedSource : public uffd::PageSource {
+public:
+    // Opens every part (BadInput naming a missing or short part file). r must outlive this.
+    explicit PlacedSource(const placed::PlacedReader& r);
+    uint64_t size_bytes() const override { return size_; }
+    uint32_t page_size() const override { return page_size_; }
+    uffd::Piece read(uint64_t offset, uint64_t max_bytes, std::byte* scratch) override;
+    uint64_t bytes_decompressed() const { return decompressed_; }
+
+private:
+    struct Span {
+        uint64_t first_page, pages;
+        int part;             // index into parts_, -1 = zero
+        uint64_t part_offset; // raw byte offset of first_page inside the part
+    };
+    std::vector<Span> spans_;  // image order, covering every page
+    std::vector<std::unique_ptr<placed::PartSource>> parts_;
+    uint64_t size_;
+    uint32_t page_size_;
+    uint64_t decompressed_ = 0;
+};
+
+}  // namespace snap::restore

@@ -1,0 +1,384 @@
+// libsnaprestore.so: snap-restore --exec puts this library into the VMM with LD_PRELOAD.
+// It interposes mmap(): when the VMM maps the image (recognised by the device and inode of
+// the descriptor, so any open/openat/dup path works), the VMM's own private mapping is made
+// as asked and then the strategy's plan (common/restore/plan.hpp) is laid over it before
+// mmap() returns — so the eager work (copies) is done before the VMM can run the guest.
+// Every other mapping passes through untouched. Files are only ever opened read-only and
+// mapped MAP_PRIVATE: the image and the parts are never written.
+//
+// Environment (set by snap-restore, removed here so that the VMM's children do not load us):
+//   SNAPRESTORE_PLAN=FILE     the encoded plan
+//   SNAPRESTORE_IMAGE=DEV:INO the image's identity (decimal st_dev, st_ino)
+//   SNAPRESTORE_REPORT=FILE   where the JSON report goes (after the plan is applied, and at exit)
+//   SNAPRESTORE_LIB=PATH      this library's path, to strip from LD_PRELOAD
+// Errors print one line "snap-restore: error: …" and end the VMM with exit code 1: a VMM
+// must not run a guest on wrong memory.
+#include "common/restore/plan.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+
+namespace {
+
+using snap::restore::MappingPlan;
+using snap::restore::OpKind;
+
+struct State {
+    bool active = false;
+    dev_t dev = 0;
+    ino_t ino = 0;
+    std::string report_path;
+    MappingPlan plan;
+    std::mutex mu;
+    nlohmann::json report = nlohmann::json::object();
+    uint64_t start_ns = 0;
+    std::atomic<bool> stop{false};
+    std::atomic<uint64_t> prefetch_pages{0}, prefetch_ns{0}, drain_pages{0}, drain_ns{0};
+    std::atomic<bool> prefetch_done{false}, drain_done{false};
+    int mapped_count = 0;
+};
+State* g = nullptr;
+thread_local bool t_inside = false;
+
+uint64_t now_ns() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+}
+
+void* real_mmap(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
+    long r = syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+    return r == -1 ? MAP_FAILED : reinterpret_cast<void*>(r);
+}
+
+void write_all(int fd, const char* p, size_t n) {
+    while (n) {
+        ssize_t w = ::write(fd, p, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return;
+        p += w;
+        n -= size_t(w);
+    }
+}
+
+void write_report() {
+    if (!g || g->report_path.empty()) return;
+    std::string text;
+    {
+        std::lock_guard<std::mutex> lk(g->mu);
+        nlohmann::json& r = g->report;
+        rusage ru{};
+        getrusage(RUSAGE_SELF, &ru);
+        r["vmm_minor_faults"] = ru.ru_minflt;
+        r["vmm_major_faults"] = ru.ru_majflt;
+        if (!g->plan.prefetch.empty())
+            r["prefetch"] = {{"pages", g->prefetch_pages.load()}, {"ns", g->prefetch_ns.load()}, {"done", g->prefetch_done.load()}};
+        if (!g->plan.drain.empty())
+            r["drain"] = {{"pages", g->drain_pages.load()}, {"ns", g->drain_ns.load()}, {"done", g->drain_done.load()}};
+        text = r.dump() + "\n";
+    }
+    std::string tmp = g->report_path + ".tmp";
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return;
+    write_all(fd, text.data(), text.size());
+    ::close(fd);
+    ::rename(tmp.c_str(), g->report_path.c_str());
+}
+
+[[noreturn]] void die(const std::string& what) {
+    std::string line = "snap-restore: error: " + what + "\n";
+    write_all(2, line.data(), line.size());
+    if (g) {
+        {
+            std::lock_guard<std::mutex> lk(g->mu);
+            g->report["error"] = what;
+        }
+        write_report();
+    }
+    _exit(1);
+}
+
+std::string errno_text(const std::string& what, int err) { return what + ": " + std::strerror(err); }
+
+uint64_t count_maps() {
+    int fd = ::open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    char buf[65536];
+    uint64_t lines = 0;
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n <= 0) break;
+        for (ssize_t i = 0; i < n; ++i) lines += buf[i] == '\n';
+    }
+    ::close(fd);
+    return lines;
+}
+
+uint64_t max_map_count() {
+    int fd = ::open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 65530;
+    char buf[32] = {};
+    ssize_t n = ::read(fd, buf, sizeof buf - 1);
+    ::close(fd);
+    return n > 0 ? std::strtoull(buf, nullptr, 10) : 65530;
+}
+
+struct Background {
+    std::vector<std::pair<char*, size_t>> spans;  // addresses to populate
+    bool drain = false;
+};
+
+void* background_main(void* arg) {
+    auto* b = static_cast<Background*>(arg);
+    if (b->drain) {
+        // COLD drain must not compete with the guest: idle priority.
+        sched_param sp{};
+        pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+    }
+    auto& pages = b->drain ? g->drain_pages : g->prefetch_pages;
+    auto& ns = b->drain ? g->drain_ns : g->prefetch_ns;
+    const uint64_t t0 = now_ns();
+    const size_t ps = g->plan.page_size;
+    for (auto& [addr, len] : b->spans) {
+        if (g->stop.load(std::memory_order_relaxed)) break;
+        // MADV_POPULATE_READ reads the file pages into the page cache and maps them (a
+        // private mapping stays private: a later write still makes a copy).
+        if (syscall(SYS_madvise, addr, len, MADV_POPULATE_READ) != 0 && errno != EINTR) {
+            if (errno == ENOMEM || errno == EFAULT) break;  // the VMM unmapped guest memory (exiting)
+        }
+        pages += len / ps;
+        ns = now_ns() - t0;
+    }
+    (b->drain ? g->drain_done : g->prefetch_done) = true;
+    delete b;
+    return nullptr;
+}
+
+void start_background(char* base, uint64_t first_page, uint64_t pages_in_map,
+                      const std::vector<snap::restore::PageSpan>& spans, bool drain) {
+    if (spans.empty()) return;
+    auto* b = new Background;
+    b->drain = drain;
+    const uint64_t ps = g->plan.page_size;
+    for (const auto& s : spans) {
+        uint64_t a = std::max(s.first_page, first_page), e = std::min(s.first_page + s.pages, first_page + pages_in_map);
+        if (a < e) b->spans.push_back({base + (a - first_page) * ps, (e - a) * ps});
+    }
+    pthread_t th;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&th, &attr, background_main, b) != 0) {
+        delete b;
+        die("cannot start the prefetch thread");
+    }
+    pthread_attr_destroy(&attr);
+}
+
+// Lay the plan over the VMM's mapping [base, base+len) of image bytes [off, off+len).
+void apply(char* base, size_t len, off_t off, int prot, int flags, int image_fd) {
+    const MappingPlan& plan = g->plan;
+    const uint64_t ps = plan.page_size;
+    const uint64_t t0 = now_ns();
+    if (off % ps || len % ps) die("the VMM maps the image at an offset or length that is not page aligned");
+    const uint64_t first = uint64_t(off) / ps, npages = len / ps;
+    const uint64_t maps_before = count_maps(), limit = max_map_count();
+    if (maps_before + plan.mappings + 16 > limit)
+        die("the " + std::string(snap::restore::strategy_name(plan.strategy)) + " plan needs " + std::to_string(plan.mappings) +
+            " mappings; the VMM has " + std::to_string(maps_before) + " and vm.max_map_count is " + std::to_string(limit));
+
+    std::vector<int> fds(plan.files.size(), -1);
+    fds[0] = image_fd;
+    auto fd_of = [&](int32_t f) {
+        if (fds[f] < 0) {
+            fds[f] = ::open(plan.files[f].path.c_str(), O_RDONLY | O_CLOEXEC);
+            if (fds[f] < 0) die(errno_text(plan.files[f].path, errno));
+        }
+        return fds[f];
+    };
+    const int keep = flags & MAP_NORESERVE;
+    uint64_t ns[4] = {}, bytes_copied = 0, n_ops = 0;
+    for (const auto& op : plan.ops) {
+        const uint64_t a = std::max(op.first_page, first), e = std::min(op.first_page + op.pages, first + npages);
+        if (a >= e) continue;
+        const uint64_t t = now_ns();
+        char* at = base + (a - first) * ps;
+        const size_t bytes = (e - a) * ps;
+        ++n_ops;
+        if (op.kind == OpKind::map) {
+            void* r = real_mmap(at, bytes, prot, MAP_PRIVATE | MAP_FIXED | keep, fd_of(op.file),
+                                off_t(op.file_offset + (a - op.first_page) * ps));
+            if (r == MAP_FAILED) die(errno_text("mmap " + plan.files[op.file].path, errno));
+        } else {
+            void* r = real_mmap(at, bytes, prot | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | keep, -1, 0);
+            if (r == MAP_FAILED) die(errno_text("mmap anonymous", errno));
+            for (uint32_t k = 0; k < op.piece_count; ++k) {
+                const auto& c = plan.pieces[op.piece_begin + k];
+                const uint64_t pa = std::max(c.page, a), pe = std::min(c.page + c.pages, e);
+                if (pa >= pe) continue;
+                char* dst = base + (pa - first) * ps;
+                uint64_t left = (pe - pa) * ps, foff = c.file_offset + (pa - c.page) * ps;
+                const int fd = fd_of(c.file);
+                while (left) {
+                    ssize_t n = ::pread(fd, dst, left, off_t(foff));
+                    if (n < 0 && errno == EINTR) continue;
+                    if (n < 0) die(errno_text("read " + plan.files[c.file].path, errno));
+                    if (n == 0) die(plan.files[c.file].path + ": shorter than the plan says");
+                    dst += n;
+                    foff += uint64_t(n);
+                    left -= uint64_t(n);
+                    bytes_copied += uint64_t(n);
+                }
+            }
+            if (!(prot & PROT_WRITE) && ::mprotect(at, bytes, prot) != 0) die(errno_text("mprotect", errno));
+        }
+        ns[static_cast<int>(op.kind)] += now_ns() - t;
+    }
+    for (size_t i = 1; i < fds.size(); ++i)
+        if (fds[i] >= 0) ::close(fds[i]);
+    const uint64_t t1 = now_ns();
+    {
+        std::lock_guard<std::mutex> lk(g->mu);
+        nlohmann::json& r = g->report;
+        r["image_mapped"] = true;
+        r["mapped_count"] = ++g->mapped_count;
+        char addr[32];
+        std::snprintf(addr, sizeof addr, "0x%llx", static_cast<unsigned long long>(reinterpret_cast<uintptr_t>(base)));
+        r["mapping"] = {{"address", addr}, {"bytes", len}, {"offset", off}, {"shared", false}};
+        r["ops_applied"] = n_ops;
+        r["bytes_copied"] = bytes_copied;
+        r["mappings_before"] = maps_before;
+        r["mappings_after"] = count_maps();
+        r["max_map_count"] = limit;
+        r["phases_ns"] = {{"anon", ns[1]}, {"copy", ns[2]}, {"map", ns[3]}, {"total", t1 - t0}};
+        r["ready_ns"] = t1 - g->start_ns;  // from library load to the plan applied
+    }
+    write_report();
+    start_background(base, first, npages, plan.prefetch, false);
+    start_background(base, first, npages, plan.drain, true);
+}
+
+bool is_image(int fd) {
+    struct stat st;
+    if (::fstat(fd, &st) != 0) return false;
+    return S_ISREG(st.st_mode) && st.st_dev == g->dev && st.st_ino == g->ino;
+}
+
+void strip_env(const char* lib) {
+    ::unsetenv("SNAPRESTORE_PLAN");
+    ::unsetenv("SNAPRESTORE_IMAGE");
+    ::unsetenv("SNAPRESTORE_REPORT");
+    ::unsetenv("SNAPRESTORE_LIB");
+    const char* pre = std::getenv("LD_PRELOAD");
+    if (!pre || !lib || !*lib) return;
+    std::string in = pre, out, tok;
+    auto flush = [&] {
+        if (!tok.empty() && tok != lib) out += (out.empty() ? "" : " ") + tok;
+        tok.clear();
+    };
+    for (char c : in) {
+        if (c == ' ' || c == ':') flush();
+        else tok += c;
+    }
+    flush();
+    if (out.empty()) ::unsetenv("LD_PRELOAD");
+    else ::setenv("LD_PRELOAD", out.c_str(), 1);
+}
+
+__attribute__((constructor)) void snaprestore_init() {
+    const char* plan_path = std::getenv("SNAPRESTORE_PLAN");
+    if (!plan_path) return;
+    t_inside = true;
+    g = new State;
+    g->start_ns = now_ns();
+    std::string plan_file = plan_path;
+    const char* image = std::getenv("SNAPRESTORE_IMAGE");
+    const char* report = std::getenv("SNAPRESTORE_REPORT");
+    if (report) g->report_path = report;
+    std::string lib = std::getenv("SNAPRESTORE_LIB") ? std::getenv("SNAPRESTORE_LIB") : "";
+    strip_env(lib.c_str());
+    unsigned long long dev = 0, ino = 0;
+    if (!image || std::sscanf(image, "%llu:%llu", &dev, &ino) != 2) die("SNAPRESTORE_IMAGE is missing or malformed");
+    g->dev = dev_t(dev);
+    g->ino = ino_t(ino);
+    int fd = ::open(plan_file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) die(errno_text(plan_file, errno));
+    std::vector<std::byte> bytes;
+    std::byte buf[65536];
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) die(errno_text(plan_file, errno));
+        if (n == 0) break;
+        bytes.insert(bytes.end(), buf, buf + n);
+    }
+    ::close(fd);
+    try {
+        g->plan = snap::restore::decode(bytes, plan_file);
+    } catch (const std::exception& e) {
+        die(e.what());
+    }
+    g->report = {{"pid", getpid()}, {"strategy", snap::restore::strategy_name(g->plan.strategy)}, {"image_mapped", false},
+                 {"mapped_count", 0}, {"plan_mappings", g->plan.mappings}};
+    g->active = true;
+    write_report();
+    t_inside = false;
+}
+
+__attribute__((destructor)) void snaprestore_fini() {
+    if (!g || !g->active) return;
+    g->stop = true;
+    write_report();
+}
+
+void* interpose_mmap(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
+    if (!g || !g->active || fd < 0 || t_inside || (flags & MAP_ANONYMOUS) || !is_image(fd))
+        return real_mmap(addr, len, prot, flags, fd, off);
+    t_inside = true;
+    if ((flags & MAP_TYPE) != MAP_PRIVATE)
+        die("the VMM maps the image shared: its writes would reach the image (restore with share=off)");
+    void* p = real_mmap(addr, len, prot, flags, fd, off);
+    if (p != MAP_FAILED) {
+        try {
+            apply(static_cast<char*>(p), len, off, prot, flags, fd);
+        } catch (const std::exception& e) {
+            die(e.what());
+        }
+    }
+    t_inside = false;
+    return p;
+}
+
+}  // namespace
+
+extern "C" {
+__attribute__((visibility("default"))) void* mmap(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
+    return interpose_mmap(addr, len, prot, flags, fd, off);
+}
+__attribute__((visibility("default"))) void* mmap64(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
+    return interpose_mmap(addr, len, prot, flags, fd, off);
+}
+}

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# snap-restore --exec with a host process instead of a VMM: maptest maps the image the way
+# QEMU does (share=off) and checks every page against the image and that writes never reach
+# it, under every strategy; then the refusals: a shared mapping, a missing part, a budget
+# the plan cannot meet, the wrong image.
+set -euo pipefail
+BIN=${1:-$SNAPKIT_BIN}
+W=${SNAPKIT_WORK:-$(mktemp -d)}
+rm -rf "$W" && mkdir -p "$W" && cd "$W"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+[ -f "$BIN/../lib/libsnaprestore.so" ] || { echo "skipped: libsnaprestore.so not built"; exit 77; }
+
+"$BIN/mkfixture" img ls 8192 7
+"$BIN/snap-split" --mem img -o s.split ls
+mkdir -p dax ssd
+"$BIN/snap-place" s.split -o p.placed --tier rw=dram --tier ro=dax:"$W/dax" --tier cold=file:"$W/ssd" > /dev/null
+"$BIN/snap-place" s.split -o z.placed --tier rw=dram --tier ro=dram --tier cold=file:"$W/ssd" --compress > /dev/null
+sum0=$(sha256sum img | cut -d' ' -f1)
+
+for placed in p.placed z.placed; do
+  for s in vanilla reap faasnap tiered; do
+    extra=()
+    [ $s = tiered ] && extra=(--drain-cold)
+    "$BIN/snap-restore" $placed --strategy $s --image img --json -o $s.json "${extra[@]}" --exec -- \
+      "$BIN/maptest" img --writes 400 --seed 3 > $s.out || fail "$placed $s: exit $? ($(cat $s.out))"
+    grep -q '"wrong_pages": 0' $s.out || fail "$placed $s: $(cat $s.out)"
+    python3 - $s.json $s <<'PY' || fail "$placed $s: report $(cat $s.json)"
+import json, sys
+r = json.load(open(sys.argv[1])); s = sys.argv[2]
+p = r["preload"]
+assert r["strategy"] == s and r["vmm"]["exit_code"] == 0
+assert p["image_mapped"] and p["mapped_count"] == 1 and "error" not in p, p
+assert r["mappings"] >= 1 and r["ready_ns"] > 0
+pages = r["plan"]["pages"]
+assert sum(sum(m.values()) for m in pages.values()) == 8192
+if s == "vanilla": assert r["plan"]["ops"] == {"anon": 0, "copy": 0, "map": 0} and r["bytes_copied"] == 0
+if s == "reap": assert pages["rw"]["copy"] == pages["rw"]["copy"] > 0 and r["bytes_copied"] == r["plan"]["copy_bytes"] > 0
+if s in ("faasnap", "tiered"): assert pages["zero"]["anon"] > 0
+if s == "faasnap": assert p["prefetch"]["pages"] >= 0
+PY
+  done
+  # the same with the image mapped from page 1024 on (a second region of the same file)
+  "$BIN/snap-restore" $placed --strategy tiered --image img -q --exec -- "$BIN/maptest" img --offset-pages 1024 > off.out ||
+    fail "$placed: offset mapping: $(cat off.out)"
+done
+[ "$(sha256sum img | cut -d' ' -f1)" = "$sum0" ] || fail "the image was written"
+
+# A shared mapping would write the image: the preload ends the process, exit 1, one line.
+cp img img2
+set +e
+"$BIN/snap-restore" p.placed --strategy faasnap --image img2 --exec -- "$BIN/maptest" img2 --shared > sh.out 2> sh.err
+rc=$?
+set -e
+[ $rc = 1 ] || fail "shared mapping: exit $rc"
+grep -q "^snap-restore: error: the VMM maps the image shared" sh.err || fail "shared mapping: $(cat sh.err)"
+cmp img img2 || fail "shared mapping: img2 was written"
+
+# Usage errors and bad inputs, each with its exit code and one error line.
+expect() {  # expect CODE PATTERN CMD...
+  local code=$1 pat=$2; shift 2
+  set +e; "$@" > e.out 2> e.err; local rc=$?; set -e
+  [ $rc = "$code" ] || fail "$*: exit $rc, wanted $code ($(cat e.err))"
+  grep -q "$pat" e.err || fail "$*: stderr $(cat e.err), wanted $pat"
+}
+expect 2 "unknown strategy" "$BIN/snap-restore" p.placed --strategy lazy --image img --exec -- true
+expect 2 "choose one front-end" "$BIN/snap-restore" p.placed --strategy reap
+expect 2 "needs --image" "$BIN/snap-restore" p.placed --strategy reap --exec -- true
+expect 2 "works with --serve only" "$BIN/snap-restore" p.placed --record x.ls --image img --exec -- true
+expect 2 "mappings, more than" "$BIN/snap-restore" p.placed --strategy faasnap --image img --max-mappings 2 --exec -- true
+head -c 4096 img > short
+expect 3 "bytes, the placed artifact" "$BIN/snap-restore" p.placed --strategy reap --image short --exec -- true
+expect 1 "never mapped" "$BIN/snap-restore" p.placed --strategy reap --image img --exec -- true
+mv dax dax.gone
+expect 3 "\.ro" "$BIN/snap-restore" p.placed --strategy tiered --image img --exec -- "$BIN/maptest" img
+mv dax.gone dax
+"$BIN/snap-restore" p.placed --strategy faasnap --image img --dry-run --json > dry.json
+python3 -c "import json; j=json.load(open('dry.json')); assert j['mappings'] == j['plan']['mappings'] > 1" || fail "dry run"
+echo ok

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# snap-restore --serve: fcclient plays Firecracker (anonymous guest memory, userfaultfd, one
+# JSON message) and checks every page against the image, under every strategy, from plain
+# and zstd-compressed parts; then --record produces a uffd loading set of the image.
+set -u
+BIN=${1:-$SNAPKIT_BIN}
+W=${SNAPKIT_WORK:-$(mktemp -d)}
+rm -rf "$W" && mkdir -p "$W" && cd "$W" || exit 1
+fail() { echo "FAIL: $*" >&2; exit 1; }
+"$BIN/mkfixture" img ls 8192 7 || exit 1
+"$BIN/snap-split" --mem img -o s.split ls || exit 1
+mkdir -p dax ssd
+"$BIN/snap-place" s.split -o p.placed --tier rw=dram --tier ro=dax:"$W/dax" --tier cold=file:"$W/ssd" > /dev/null || exit 1
+"$BIN/snap-place" s.split -o z.placed --tier rw=dram --tier ro=dram --tier cold=file:"$W/ssd" --compress > /dev/null || exit 1
+
+serve() {  # serve NAME PLACED SERVER-ARGS...
+  local name=$1 placed=$2; shift 2
+  rm -f $name.sock
+  timeout 120 "$BIN/snap-restore" $placed --serve "$W/$name.sock" --json --accept-timeout 30 "$@" > $name.json 2> $name.err &
+  local spid=$!
+  timeout 120 "$BIN/fcclient" --socket "$W/$name.sock" --image img --regions-mib 24,8 --threads 2 --json > $name.client 2> $name.client.err
+  local crc=$?
+  wait $spid
+  local src=$?
+  if [ $crc = 77 ]; then echo "skipped: $(cat $name.client.err)"; exit 77; fi
+  [ $crc = 0 ] && [ $src = 0 ] || fail "$name: client exit $crc, server exit $src: $(cat $name.err $name.client.err $name.client)"
+}
+for placed in p.placed z.placed; do
+  for s in vanilla reap faasnap tiered; do
+    serve $s $placed --strategy $s
+    python3 - $s.json $s $s.client <<'PY' || fail "$placed $s: $(cat $s.json)"
+import json, sys
+r = json.load(open(sys.argv[1])); s = sys.argv[2]; c = json.load(open(sys.argv[3]))
+assert c["mismatched_pages"] == 0 and c["balloon_nonzero_pages"] == 0, c
+assert r["strategy"] == s and r["peer_exited"]
+f = r["faults"]
+assert f["total"] == f["read"] + f["write"] + f["wp"] or f["total"] >= f["read"] + f["write"], f
+if s == "vanilla": assert r["eager_pages"] == 0
+if s == "reap": assert r["eager_pages"] >= 2542   # RW + RO + touched zero pages
+if s in ("faasnap", "tiered"): assert r["eager_pages"] == 2542  # RW + RO
+if s != "vanilla": assert f["total"] < 600
+PY
+  done
+done
+serve rec p.placed --strategy vanilla --record rec.ls
+"$BIN/snap-stat" --json rec.ls > rec.stat || fail "snap-stat rec.ls"
+python3 -c "
+import json; d=json.load(open('rec.stat')); assert d['method']=='uffd' and d['pages']>0 and d['written']>0, d" || fail "record: $(cat rec.stat)"
+"$BIN/snap-split" --mem img -o rec.split rec.ls || fail "the recorded loading set does not split against its image"
+echo ok

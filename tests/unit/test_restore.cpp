@@ -1,0 +1,228 @@
+// The restore mapping plan (common/restore/plan.hpp) on hand-made split plans: every page's
+// origin is right under every strategy and gap, merging respects a mapping budget, the
+// hand-over encoding round-trips and refuses corrupt bytes.
+#include "common/error.hpp"
+#include "common/restore/plan.hpp"
+
+#include <doctest/doctest.h>
+
+#include <map>
+
+using namespace snap;
+using namespace snap::restore;
+
+namespace {
+
+constexpr uint32_t kPs = 4096;
+
+// 64 pages: zero [0,10) rw [10,12) cold [12,20) ro [20,21) zero [21,40) ro [40,50)
+// cold [50,52) zero [52,54) cold [54,64)
+SplitPlan fixture() {
+    SplitPlan p;
+    p.image = {64 * kPs, kPs, 0x1234};
+    p.runs = {{0, 10, PageClass::zero},  {10, 2, PageClass::rw},  {12, 8, PageClass::cold},
+              {20, 1, PageClass::ro},    {21, 19, PageClass::zero}, {40, 10, PageClass::ro},
+              {50, 2, PageClass::cold},  {52, 2, PageClass::zero}, {54, 10, PageClass::cold}};
+    // RW, then RO in first-touch order (40.. touched before 20), then COLD in address order.
+    p.extents = {{10, 2, PageClass::rw, 0},   {40, 10, PageClass::ro, 0}, {20, 1, PageClass::ro, 10},
+                 {12, 8, PageClass::cold, 0}, {50, 2, PageClass::cold, 8}, {54, 10, PageClass::cold, 10}};
+    uint32_t rank = 0;
+    for (uint64_t pg : {41, 40, 11, 10, 20, 5})  // 5 is a touched zero page
+        p.order.push_back({pg, rank++, kAccessRead});
+    p.pages_per_class = {31, 11, 2, 20};
+    return p;
+}
+
+std::vector<PartRef> parts(bool cold_raw = true) {
+    return {{PageClass::rw, "/p/rw", 0, true}, {PageClass::ro, "/p/ro", 8192, true}, {PageClass::cold, "/p/cold", 0, cold_raw}};
+}
+
+// The "bytes" of a page: its image page number + 1 for data pages, 0 for zero pages.
+uint64_t expected_tag(const SplitPlan& s, uint64_t page) {
+    for (const auto& r : s.runs)
+        if (page >= r.start_page && page < r.start_page + r.pages) return r.cls == PageClass::zero ? 0 : page + 1;
+    return ~0ull;
+}
+
+// What a file holds at an offset, with the fixture's layout.
+uint64_t tag_at(const SplitPlan& s, const MappingPlan& m, const std::vector<PartRef>& ps, PageOrigin o) {
+    if (o.file == kNoFile) return 0;
+    if (o.file == kImageFile) return expected_tag(s, o.offset / kPs);
+    const std::string& path = m.files.at(o.file).path;
+    for (const auto& p : ps) {
+        if (p.path != path) continue;
+        REQUIRE(o.offset >= p.offset);
+        uint64_t dp = (o.offset - p.offset) / kPs;
+        for (const auto& e : s.extents)
+            if (e.cls == p.cls && dp >= e.data_page && dp < e.data_page + e.pages) return e.image_page + (dp - e.data_page) + 1;
+    }
+    FAIL("offset outside every part");
+    return ~0ull;
+}
+
+void check_every_page(const SplitPlan& s, const MappingPlan& m, const std::vector<PartRef>& ps) {
+    auto origins = page_origins(m);
+    REQUIRE(origins.size() == 64);
+    for (uint64_t p = 0; p < 64; ++p) {
+        CAPTURE(p);
+        CHECK(tag_at(s, m, ps, origins[p]) == expected_tag(s, p));
+    }
+    uint64_t total = 0;
+    for (auto& row : m.pages)
+        for (auto n : row) total += n;
+    CHECK(total == 64);
+}
+
+}  // namespace
+
+TEST_CASE("restore plan: every page's origin is right, every strategy and gap") {
+    const SplitPlan s = fixture();
+    for (bool cold_raw : {true, false})
+        for (auto st : {Strategy::vanilla, Strategy::reap, Strategy::faasnap, Strategy::tiered})
+            for (uint64_t gap : {1, 2, 4, 32, 1000}) {
+                CAPTURE(strategy_name(st));
+                CAPTURE(gap);
+                CAPTURE(cold_raw);
+                auto ps = parts(cold_raw);
+                BuildOptions o;
+                o.strategy = st;
+                o.gap_pages = gap;
+                MappingPlan m = build_plan(s, ps, "/img", o);
+                check_every_page(s, m, ps);
+                CHECK(m.mappings == count_mappings(m));
+                uint64_t prev = 0;
+                for (const auto& op : m.ops) {
+                    CHECK(op.first_page >= prev);
+                    prev = op.first_page + op.pages;
+                }
+            }
+}
+
+TEST_CASE("restore plan: strategies place classes as documented (gap 1: no merging)") {
+    const SplitPlan s = fixture();
+    auto ps = parts();
+    BuildOptions o;
+    o.gap_pages = 1;
+    auto idx = [](PageClass c) { return static_cast<int>(c); };
+    auto mech = [](Mechanism m) { return static_cast<int>(m); };
+
+    o.strategy = Strategy::vanilla;
+    MappingPlan v = build_plan(s, ps, "/img", o);
+    CHECK(v.ops.empty());
+    CHECK(v.mappings == 1);
+    CHECK(v.files.size() == 1);
+
+    o.strategy = Strategy::reap;
+    MappingPlan r = build_plan(s, ps, "/img", o);
+    CHECK(r.pages[idx(PageClass::rw)][mech(Mechanism::copy)] == 2);
+    CHECK(r.pages[idx(PageClass::ro)][mech(Mechanism::copy)] == 11);
+    CHECK(r.pages[idx(PageClass::cold)][mech(Mechanism::image)] == 20);
+    CHECK(r.copy_bytes == 13 * kPs);
+
+    o.strategy = Strategy::faasnap;
+    MappingPlan f = build_plan(s, ps, "/img", o);
+    CHECK(f.pages[idx(PageClass::zero)][mech(Mechanism::anon)] == 31);
+    CHECK(f.pages[idx(PageClass::ro)][mech(Mechanism::map)] == 11);
+    CHECK(f.pages[idx(PageClass::rw)][mech(Mechanism::map)] == 2);
+    CHECK(f.pages[idx(PageClass::cold)][mech(Mechanism::image)] == 20);
+    // prefetch in first-touch order: the RO extent at 40 (ranks 0,1), then RW at 10, then RO at 20
+    REQUIRE(f.prefetch.size() == 3);
+    CHECK(f.prefetch[0] == PageSpan{40, 10});
+    CHECK(f.prefetch[1] == PageSpan{10, 2});
+    CHECK(f.prefetch[2] == PageSpan{20, 1});
+
+    o.strategy = Strategy::tiered;
+    o.drain_cold = true;
+    MappingPlan t = build_plan(s, ps, "/img", o);
+    CHECK(t.pages[idx(PageClass::rw)][mech(Mechanism::copy)] == 2);
+    CHECK(t.pages[idx(PageClass::ro)][mech(Mechanism::map)] == 11);
+    CHECK(t.pages[idx(PageClass::cold)][mech(Mechanism::map)] == 20);
+    // zero [0,10) borders the RW copy at 10: one anonymous span, its zero pages read nothing
+    CHECK(t.pages[idx(PageClass::zero)][mech(Mechanism::anon)] + t.pages[idx(PageClass::zero)][mech(Mechanism::copy)] == 31);
+    CHECK(t.drain.size() == 3);
+    // the COLD extents 50..52 and 54..64 sit back to back in the cold part but not in the image
+    // (zero pages between): they stay two mappings.
+    CHECK(t.copy_bytes == 2 * kPs);
+}
+
+TEST_CASE("restore plan: a compressed part falls back to the image, with a note") {
+    const SplitPlan s = fixture();
+    auto ps = parts(false);
+    BuildOptions o;
+    o.strategy = Strategy::tiered;
+    o.gap_pages = 1;
+    MappingPlan t = build_plan(s, ps, "/img", o);
+    CHECK(t.pages[static_cast<int>(PageClass::cold)][static_cast<int>(Mechanism::image)] == 20);
+    REQUIRE(t.notes.size() == 1);
+    CHECK(t.notes[0].find("cold part is compressed") != std::string::npos);
+}
+
+TEST_CASE("restore plan: merging across gaps and the mapping budget") {
+    const SplitPlan s = fixture();
+    auto ps = parts();
+    BuildOptions o;
+    o.strategy = Strategy::reap;
+    o.gap_pages = 1;
+    MappingPlan small = build_plan(s, ps, "/img", o);
+    o.gap_pages = 32;
+    MappingPlan merged = build_plan(s, ps, "/img", o);
+    CHECK(merged.mappings < small.mappings);
+    CHECK(merged.ops.size() == 1);  // 10..50 copied as one span: the gaps (8 cold, 19 zero) are < 32
+    CHECK(merged.ops[0].first_page == 10);
+    CHECK(merged.ops[0].pages == 40);
+    // the cold gap pages are copied from the cold part, the zero ones not at all
+    CHECK(merged.copy_bytes == (2 + 8 + 1 + 10) * kPs);
+
+    // A budget forces a wider gap; the plan stays correct and within it.
+    o.gap_pages = 1;
+    o.strategy = Strategy::faasnap;
+    MappingPlan wide = build_plan(s, ps, "/img", o);
+    o.max_mappings = 4;
+    MappingPlan tight = build_plan(s, ps, "/img", o);
+    CHECK(wide.mappings > 4);
+    CHECK(tight.mappings <= 4);
+    CHECK(tight.gap_pages > 1);
+    check_every_page(s, tight, ps);
+
+    o.strategy = Strategy::reap;
+    o.max_mappings = 2;  // one copy span inside the image needs 3
+    CHECK_THROWS_AS(build_plan(s, ps, "/img", o), UsageError);
+}
+
+TEST_CASE("restore plan: count_mappings merges what the kernel merges") {
+    MappingPlan m;
+    m.image_pages = 100;
+    m.files = {{"/img"}, {"/part"}};
+    CHECK(count_mappings(m) == 1);
+    m.ops = {{OpKind::anon, 0, 10}, {OpKind::copy, 10, 5}};
+    CHECK(count_mappings(m) == 2);  // anon + anon, then the image
+    m.ops.push_back({OpKind::map, 20, 5, 1, 0});
+    m.ops.push_back({OpKind::map, 25, 5, 1, 5 * 4096});  // contiguous in the part
+    CHECK(count_mappings(m) == 4);                       // anon, image, part, image
+    m.ops.push_back({OpKind::map, 30, 5, 0, 30 * 4096});  // the image at its own offset: merges
+    CHECK(count_mappings(m) == 4);
+}
+
+TEST_CASE("restore plan: encode/decode round trip and corrupt input") {
+    const SplitPlan s = fixture();
+    auto ps = parts();
+    for (auto st : {Strategy::vanilla, Strategy::reap, Strategy::faasnap, Strategy::tiered}) {
+        BuildOptions o;
+        o.strategy = st;
+        o.drain_cold = st == Strategy::tiered;
+        MappingPlan m = build_plan(s, ps, "/img", o);
+        auto bytes = encode(m);
+        CHECK(decode(bytes, "plan") == m);
+        for (size_t cut : {size_t(0), size_t(7), bytes.size() / 2, bytes.size() - 1}) {
+            std::vector<std::byte> t(bytes.begin(), bytes.begin() + cut);
+            CHECK_THROWS_AS(decode(t, "plan"), BadInput);
+        }
+        if (!m.ops.empty()) {
+            auto bad = bytes;
+            bad[8 + 6 * 8] = std::byte{0xff};  // the file count: absurd
+            CHECK_THROWS_AS(decode(bad, "plan"), BadInput);
+        }
+    }
+    CHECK(strategy_from_name("tiered") == Strategy::tiered);
+    CHECK(!strategy_from_name("lazy"));
+}

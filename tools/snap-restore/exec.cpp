@@ -1,0 +1,164 @@
+// snap-restore --exec: build the strategy's mapping plan, hand it to libsnaprestore.so through
+// a private file, run the VMM with the library preloaded, wait for it, and report what the
+// library did (it writes its report to a file when the plan is applied and again at exit).
+#include "restore.hpp"
+
+#include "common/error.hpp"
+#include "common/hash.hpp"
+#include "common/image.hpp"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+namespace snap::restore_tool {
+
+namespace {
+
+volatile sig_atomic_t g_child = 0;
+
+void forward(int sig) {
+    if (g_child > 0) ::kill(g_child, sig);
+}
+
+std::string preload_path(const Options& opt) {
+    if (!opt.preload.empty()) return std::filesystem::absolute(opt.preload).string();
+    if (const char* e = std::getenv("SNAPRESTORE_PRELOAD")) return e;
+    char buf[PATH_MAX];
+    ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n <= 0) throw_errno("readlink /proc/self/exe");
+    buf[n] = 0;
+    return (std::filesystem::path(buf).parent_path().parent_path() / "lib" / "libsnaprestore.so").string();
+}
+
+std::string image_path(const Options& opt, const placed::PlacedReader& r) {
+    if (!opt.image.empty()) return std::filesystem::absolute(opt.image).string();
+    const auto& meta = r.plan().meta;
+    if (meta.contains("image") && meta["image"].is_string()) return meta["image"].get<std::string>();
+    throw UsageError("--exec needs --image PATH: the image file the VMM maps (the placed artifact does not name it)");
+}
+
+nlohmann::json read_report(const std::string& path) {
+    std::ifstream f(path);
+    if (!f) return nullptr;
+    std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    auto j = nlohmann::json::parse(text, nullptr, false);
+    return j.is_discarded() ? nlohmann::json(nullptr) : j;
+}
+
+}  // namespace
+
+int run_exec(const Options& opt, Context& ctx) {
+    const auto& r = ctx.placed();
+    const std::string image = image_path(opt, r);
+    struct stat st{};
+    if (::stat(image.c_str(), &st) != 0) throw_errno(image);
+    if (!S_ISREG(st.st_mode)) throw BadInput(image, "not a regular file");
+    if (uint64_t(st.st_size) != r.image().size_bytes)
+        throw BadInput(image, std::to_string(st.st_size) + " bytes, the placed artifact's image has " +
+                                  std::to_string(r.image().size_bytes));
+    if (opt.verify) {
+        auto id = identify_image_file(image, r.page_size());
+        if (id.fingerprint != r.image().fingerprint)
+            throw BadInput(image, "fingerprint " + hash::to_hex(id.fingerprint) + ", the placed artifact was made from " +
+                                      hash::to_hex(r.image().fingerprint));
+    }
+    restore::MappingPlan plan = ctx.build_plan(opt, image);
+    nlohmann::json j = {{"front_end", "exec"}, {"strategy", restore::strategy_name(plan.strategy)}, {"placed", opt.placed},
+                        {"image", image}, {"plan", plan.to_json()}, {"mappings", plan.mappings}};
+    if (opt.dry_run) {
+        ctx.emit(opt, j, {std::string(restore::strategy_name(plan.strategy)) + ": " + std::to_string(plan.ops.size()) + " ops, " +
+                          std::to_string(plan.mappings) + " mappings, " + std::to_string(plan.copy_bytes) + " bytes to copy"});
+        return 0;
+    }
+    const std::string lib = preload_path(opt);
+    if (::access(lib.c_str(), R_OK) != 0)
+        throw Error(lib + ": preload library not found", ExitCode::runtime, "build it (target snaprestore) or pass --preload PATH");
+
+    char tmpl[] = "/tmp/snap-restore-XXXXXX";
+    if (!::mkdtemp(tmpl)) throw_errno("mkdtemp");
+    const std::string dir = tmpl, plan_file = dir + "/plan", report_file = dir + "/report.json";
+    struct Cleanup {
+        std::string d;
+        ~Cleanup() {
+            std::error_code ec;
+            std::filesystem::remove_all(d, ec);
+        }
+    } cleanup{dir};
+    {
+        auto bytes = restore::encode(plan);
+        std::ofstream f(plan_file, std::ios::binary);
+        f.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+        if (!f) throw_errno("cannot write " + plan_file);
+    }
+    std::string preload = lib;
+    if (const char* old = std::getenv("LD_PRELOAD"); old && *old) preload += std::string(" ") + old;
+
+    std::vector<char*> argv;
+    for (const auto& a : opt.command) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    cli::info("running " + opt.command[0] + " with " + lib + " (" + std::to_string(plan.ops.size()) + " ops)");
+
+    const auto t0 = std::chrono::steady_clock::now();
+    pid_t pid = ::fork();
+    if (pid < 0) throw_errno("fork");
+    if (pid == 0) {
+        ::setenv("LD_PRELOAD", preload.c_str(), 1);
+        ::setenv("SNAPRESTORE_PLAN", plan_file.c_str(), 1);
+        ::setenv("SNAPRESTORE_REPORT", report_file.c_str(), 1);
+        ::setenv("SNAPRESTORE_LIB", lib.c_str(), 1);
+        ::setenv("SNAPRESTORE_IMAGE", (std::to_string(uint64_t(st.st_dev)) + ":" + std::to_string(uint64_t(st.st_ino))).c_str(), 1);
+        ::execvp(argv[0], argv.data());
+        std::string line = "snap-restore: error: " + opt.command[0] + ": " + std::strerror(errno) + "\n";
+        (void)!::write(2, line.data(), line.size());
+        _exit(127);
+    }
+    g_child = pid;
+    struct sigaction sa{};
+    sa.sa_handler = forward;
+    ::sigemptyset(&sa.sa_mask);
+    for (int s : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(s, &sa, nullptr);
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) throw_errno("waitpid");
+    g_child = 0;
+    const double run_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+
+    nlohmann::json rep = read_report(report_file);
+    j["vmm"] = {{"command", opt.command[0]}, {"exit_code", code}, {"run_ms", run_ms}};
+    j["preload"] = rep;
+    const bool mapped = rep.is_object() && rep.value("image_mapped", false);
+    if (mapped) {
+        j["ready_ns"] = rep.value("ready_ns", uint64_t(0));
+        j["bytes_copied"] = rep.value("bytes_copied", uint64_t(0));
+        j["phases_ns"] = rep.value("phases_ns", nlohmann::json::object());
+        j["mappings_added"] = rep.value("mappings_after", uint64_t(0)) - rep.value("mappings_before", uint64_t(0));
+    }
+    std::vector<std::string> lines = {
+        std::string(restore::strategy_name(plan.strategy)) + ": " + std::to_string(plan.ops.size()) + " ops, " +
+            std::to_string(plan.mappings) + " mappings planned, " + std::to_string(plan.copy_bytes) + " bytes to copy",
+        opt.command[0] + " exited with code " + std::to_string(code) + " after " + std::to_string(int(run_ms)) + " ms"};
+    if (mapped)
+        lines.push_back("plan applied in " + std::to_string(rep["phases_ns"].value("total", uint64_t(0)) / 1000) + " us, " +
+                        std::to_string(rep.value("bytes_copied", uint64_t(0))) + " bytes copied");
+    ctx.emit(opt, j, lines);
+    if (code != 0) {
+        if (!(rep.is_object() && rep.contains("error")))  // the preload has said why already
+            cli::warn(opt.command[0] + " exited with code " + std::to_string(code));
+        return code;
+    }
+    if (!mapped)
+        throw Error("the VMM never mapped " + image, ExitCode::runtime,
+                    "check that the VMM's memory file is the --image given (same device and inode)");
+    return 0;
+}
+
+}  // namespace snap::restore_tool

@@ -1,0 +1,34 @@
+// snap-restore: command line. The work is in restore.cpp, exec.cpp and serve.cpp.
+#include "restore.hpp"
+
+int main(int argc, char** argv) {
+    snap::restore_tool::Options opt;
+    CLI::App app{"Restore a placed snapshot with a strategy (vanilla, reap, faasnap, tiered) through a front-end:\n"
+                 "--exec runs a VMM (QEMU …) with the restore preload, --serve answers Firecracker's UFFD backend,\n"
+                 "--materialize writes a plain image.",
+                 "snap-restore"};
+    snap::cli::add_common(app, opt.common, "Write the JSON/text report here instead of stdout");
+    app.add_option("placed", opt.placed, "The placed artifact (snap-place output)")->required()->type_name("PLACED");
+    app.add_option("--strategy", opt.strategy, "vanilla, reap, faasnap or tiered")->type_name("S")->capture_default_str();
+    app.add_flag("--exec", opt.exec, "Run the VMM given after -- with libsnaprestore.so preloaded");
+    app.add_option("--serve", opt.serve, "Serve guest memory on this unix socket (Firecracker's UFFD backend)")->type_name("SOCKET");
+    app.add_option("--materialize", opt.materialize, "Rebuild a plain image from the parts and warm its loading set")
+        ->type_name("PATH");
+    app.add_option("--record", opt.record, "With --serve: record every first touch into this loading set")->type_name("LOADSET");
+    app.add_option("--image", opt.image, "The image file the VMM maps (--exec; it must match the placed artifact)")
+        ->type_name("PATH");
+    app.add_option("--gap-pages", opt.gap_pages, "Merge runs across image gaps smaller than this (pages)")->capture_default_str();
+    app.add_option("--max-mappings", opt.max_mappings, "Mapping budget for --exec (default: vm.max_map_count minus 4096)")
+        ->type_name("N");
+    app.add_flag("--drain-cold", opt.drain_cold, "tiered: pull COLD pages in at idle priority after the hot phase");
+    app.add_option("--granule", opt.granule, "--serve: bytes resolved around each fault")->type_name("SIZE")->capture_default_str();
+    app.add_option("--accept-timeout", opt.accept_timeout_s, "--serve: seconds to wait for the VMM to connect (0 = forever)")
+        ->type_name("SECONDS")->capture_default_str();
+    app.add_option("--preload", opt.preload, "The preload library (default: ../lib/libsnaprestore.so beside snap-restore)")
+        ->type_name("PATH");
+    app.add_flag("--verify", opt.verify, "Check every part's digest and the image's fingerprint before restoring");
+    app.add_flag("--no-warm", opt.no_warm, "--materialize: do not read the loading set into the page cache");
+    app.add_flag("--dry-run", opt.dry_run, "Build the mapping plan, report it, restore nothing");
+    app.add_option("command", opt.command, "With --exec: the VMM and its arguments, after --")->type_name("VMM ARGS");
+    return snap::cli::run_tool("snap-restore", app, argc, argv, opt.common, [&] { return snap::restore_tool::run(opt); });
+}

@@ -1,0 +1,138 @@
+// snap-restore: the shared part (artifact, strategy, plan, report) and the --materialize
+// front-end. --exec lives in exec.cpp, --serve in serve.cpp.
+#include "restore.hpp"
+
+#include "common/error.hpp"
+#include "common/file.hpp"
+#include "common/hash.hpp"
+#include "common/image.hpp"
+#include "common/restore/source.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+
+namespace snap::restore_tool {
+
+namespace {
+
+uint64_t read_sysctl(const char* path, uint64_t fallback) {
+    std::ifstream f(path);
+    uint64_t v = 0;
+    return (f >> v) ? v : fallback;
+}
+
+uint64_t now_ns() {
+    return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
+}
+
+}  // namespace
+
+Context::Context(const Options& opt) {
+    auto s = restore::strategy_from_name(opt.strategy);
+    if (!s) throw UsageError("--strategy " + opt.strategy + ": unknown strategy", "use vanilla, reap, faasnap or tiered");
+    strategy_ = *s;
+    placed_ = std::make_unique<placed::PlacedReader>(opt.placed);
+    if (opt.verify)
+        for (const auto& p : placed_->parts()) placed::check_part(p);
+}
+
+restore::MappingPlan Context::build_plan(const Options& opt, const std::string& image_path) const {
+    restore::BuildOptions b;
+    b.strategy = strategy_;
+    b.gap_pages = opt.gap_pages;
+    b.drain_cold = opt.drain_cold;
+    b.max_mappings = opt.max_mappings;
+    if (b.max_mappings == 0) {
+        const uint64_t limit = read_sysctl("/proc/sys/vm/max_map_count", 65530);
+        b.max_mappings = limit > 8192 ? limit - 4096 : limit / 2;  // the VMM needs its own
+    }
+    auto refs = restore::part_refs(*placed_);
+    // A part that is missing or short is named now, not inside the VMM.
+    if (strategy_ != restore::Strategy::vanilla)
+        for (const auto& p : placed_->parts()) placed::PartSource check(p);
+    return restore::build_plan(placed_->plan(), refs, image_path, b);
+}
+
+void Context::emit(const Options& opt, const nlohmann::json& j, const std::vector<std::string>& lines) const {
+    std::string text;
+    if (opt.common.json) text = j.dump() + "\n";
+    else
+        for (const auto& l : lines) text += l + "\n";
+    if (opt.common.output.empty() || opt.common.output == "-") {
+        if (opt.common.json) cli::print_json(j);
+        else cli::print_text(text);
+        return;
+    }
+    std::ofstream f(opt.common.output, std::ios::trunc);
+    if (!f) throw_errno("cannot write " + opt.common.output);
+    f << text;
+}
+
+int run_materialize(const Options& opt, Context& ctx) {
+    const auto& r = ctx.placed();
+    const uint64_t t0 = now_ns();
+    cli::Progress progress("materializing", r.image().pages());
+    auto res = placed::materialize(r, opt.materialize, opt.verify, [&](uint64_t done) { progress.update(done); });
+    progress.finish();
+    const uint64_t t1 = now_ns();
+    // Warm the loading set into the page cache, first-touch order: pread of each hot extent.
+    uint64_t warmed = 0;
+    if (!opt.no_warm) {
+        int fd = ::open(opt.materialize.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) throw_errno(opt.materialize);
+        const uint64_t ps = r.page_size();
+        std::vector<std::byte> buf(1 << 20);
+        for (const auto& e : r.plan().extents) {
+            if (e.cls != PageClass::rw && e.cls != PageClass::ro) continue;
+            uint64_t off = e.image_page * ps, left = e.pages * ps;
+            while (left) {
+                ssize_t n = ::pread(fd, buf.data(), std::min<uint64_t>(left, buf.size()), off_t(off));
+                if (n <= 0) break;
+                off += uint64_t(n);
+                left -= uint64_t(n);
+                warmed += uint64_t(n);
+            }
+        }
+        ::close(fd);
+    }
+    const uint64_t t2 = now_ns();
+    nlohmann::json j = {{"front_end", "materialize"},
+                        {"placed", opt.placed},
+                        {"output", opt.materialize},
+                        {"bytes", res.bytes},
+                        {"data_bytes", res.data_bytes},
+                        {"fingerprint", hash::to_hex(res.fingerprint)},
+                        {"warmed_bytes", warmed},
+                        {"phases_ns", {{"materialize", t1 - t0}, {"warm", t2 - t1}}},
+                        {"ready_ns", t2 - t0}};
+    ctx.emit(opt, j,
+             {"materialized " + opt.materialize + ": " + std::to_string(res.bytes) + " bytes (" + std::to_string(res.data_bytes) +
+                  " written), fingerprint " + hash::to_hex(res.fingerprint),
+              "warmed " + std::to_string(warmed) + " bytes of the loading set in " + std::to_string((t2 - t1) / 1000000) + " ms"});
+    return 0;
+}
+
+int run(const Options& opt) {
+    const int fronts = int(opt.exec) + int(!opt.serve.empty()) + int(!opt.materialize.empty());
+    if (fronts != 1 && !(fronts == 0 && opt.dry_run))
+        throw UsageError("choose one front-end: --exec, --serve or --materialize");
+    if (!opt.command.empty() && !opt.exec) throw UsageError("a command was given without --exec");
+    if (opt.exec && opt.command.empty() && !opt.dry_run) throw UsageError("--exec needs a command after --", "snap-restore P --exec -- qemu-system-x86_64 …");
+    if (!opt.record.empty() && opt.serve.empty())
+        throw UsageError("--record works with --serve only",
+                         "recording under --exec (handing a userfaultfd from the preload to snap-restore) is not implemented; "
+                         "record with snap-record --method pagemap instead");
+    if (opt.drain_cold && opt.strategy != "tiered") throw UsageError("--drain-cold belongs to --strategy tiered");
+    if (opt.gap_pages == 0) throw UsageError("--gap-pages must be at least 1");
+    Context ctx(opt);
+    if (opt.exec || (opt.dry_run && opt.serve.empty() && opt.materialize.empty())) return run_exec(opt, ctx);
+    if (!opt.serve.empty()) return run_serve(opt, ctx);
+    return run_materialize(opt, ctx);
+}
+
+}  // namespace snap::restore_tool

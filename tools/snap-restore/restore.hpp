@@ -1,0 +1,63 @@
+// snap-restore: restore a placed artifact with one of four strategies (vanilla, reap,
+// faasnap, tiered — DESIGN.md §4) through one of three front-ends: --exec (a VMM started
+// with libsnaprestore.so preloaded), --serve (Firecracker's UFFD backend protocol) or
+// --materialize (a plain image file, loading set warmed into the page cache).
+#pragma once
+#include "common/cli.hpp"
+#include "common/placed.hpp"
+#include "common/restore/plan.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <memory>
+
+#include <string>
+#include <vector>
+
+namespace snap::restore_tool {
+
+struct Options {
+    cli::CommonOptions common;
+    std::string placed;
+    std::string strategy = "vanilla";
+    bool exec = false;
+    std::vector<std::string> command;  // the VMM and its arguments (after --)
+    std::string serve;                 // socket path
+    std::string materialize;           // output image path
+    std::string record;                // loading set output (--serve)
+    std::string image;                 // the image the VMM maps (--exec)
+    std::string preload;               // libsnaprestore.so (default: ../lib beside the binary)
+    uint64_t gap_pages = 32;
+    uint64_t max_mappings = 0;         // 0 = vm.max_map_count minus headroom
+    bool drain_cold = false;
+    bool verify = false;
+    bool dry_run = false;
+    bool no_warm = false;
+    std::string granule = "64K";
+    double accept_timeout_s = 60;
+};
+
+int run(const Options& opt);
+
+// What every front-end starts from: the placed artifact, read and checked.
+class Context {
+public:
+    explicit Context(const Options& opt);
+    const placed::PlacedReader& placed() const { return *placed_; }
+    restore::Strategy strategy() const { return strategy_; }
+    // The plan for --exec (and --dry-run), under the mapping budget.
+    restore::MappingPlan build_plan(const Options& opt, const std::string& image_path) const;
+    // The report goes to stdout or -o FILE; JSON with --json, else the text lines.
+    void emit(const Options& opt, const nlohmann::json& j, const std::vector<std::string>& lines) const;
+
+private:
+    std::unique_ptr<placed::PlacedReader> placed_;
+    restore::Strategy strategy_;
+};
+
+// Front-ends (exec.cpp, serve.cpp, restore.cpp).
+int run_exec(const Options& opt, Context& ctx);
+int run_serve(const Options& opt, Context& ctx);
+int run_materialize(const Options& opt, Context& ctx);
+
+}  // namespace snap::restore_tool
