@@ -9,7 +9,7 @@
 #   - bpf's written set equals pagemap's, except pages KVM writes on the VMM's behalf through
 #     get_user_pages (kvmclock), which cause no fault a tracepoint sees: at most 2 (FACTS.md).
 # usage: record_methods.sh [SNAPKIT_BIN]   (exit 77 = skipped)
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib.bash"
 probe_vm
 [ "$(id -u)" = 0 ] || skip "the bpf method needs root"
 [ -r /sys/kernel/btf/vmlinux ] || skip "no kernel BTF for the bpf method"

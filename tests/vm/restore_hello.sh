@@ -2,7 +2,7 @@
 # Real VM: snapshot hello (if needed), restore it, invoke it with its test
 # input, check the answer; then again with the image evicted from the page
 # cache.  usage: restore_hello.sh [SNAPKIT_BIN]   (exit 77 = skipped)
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib.bash"
 probe_vm
 ensure_snapshot hello
 restore_check hello

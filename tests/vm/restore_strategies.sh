@@ -5,7 +5,7 @@
 # vanilla, reap, faasnap and tiered (--drain-cold), invoke with the snapshot's test input
 # and check the answer — and that the image file was never written (hash).
 # usage: restore_strategies.sh [SNAPKIT_BIN]   (exit 77 = skipped)
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib.bash"
 probe_vm
 for t in snap-record snap-split snap-place snap-restore; do
     [ -x "$SNAPKIT_BIN/$t" ] || skip "$t not built"
