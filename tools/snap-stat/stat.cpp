@@ -4,6 +4,7 @@
 #include "common/format/container.hpp"
 #include "common/hash.hpp"
 #include "common/image.hpp"
+#include "common/tier.hpp"
 #include "common/placed.hpp"
 
 #include <algorithm>
@@ -16,18 +17,7 @@ namespace snap::stat_tool {
 
 namespace {
 
-std::string human_bytes(uint64_t b) {
-    const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    double v = static_cast<double>(b);
-    int u = 0;
-    while (v >= 1024 && u < 4) {
-        v /= 1024;
-        ++u;
-    }
-    char buf[32];
-    std::snprintf(buf, sizeof buf, u ? "%.1f %s" : "%.0f %s", v, units[u]);
-    return buf;
-}
+std::string human_bytes(uint64_t b) { return tier::format_size(b); }
 
 std::string pct(uint64_t part, uint64_t whole) {
     char buf[16];
