@@ -69,7 +69,7 @@ std::array<std::byte, kHeaderBytes> encode_header(const Header& h) {
 
 Header decode_header(std::span<const std::byte> b, const std::string& name) {
     if (b.size() < 8 || std::memcmp(b.data(), kMagic.data(), 8) != 0) {
-        if (b.size() < 8 && std::memcmp(b.data(), kMagic.data(), b.size()) == 0)
+        if (b.size() < 8 && (b.empty() || std::memcmp(b.data(), kMagic.data(), b.size()) == 0))
             throw BadInput(name, "truncated: " + std::to_string(b.size()) + " bytes, no complete header");
         throw BadInput(name, "not a snapkit artifact (bad magic)");
     }

@@ -70,3 +70,13 @@ if command -v setpriv > /dev/null; then
   grep -q '^snap-record: hint: ' run4.err || fail "run4: no hint line: $(cat run4.err)"
   echo "ok: unprivileged: exit 4 with a hint"
 fi
+
+# 5. Every write of a process faults: the final page-table scan at exit finds nothing the
+#    events missed, and the written set equals the scan's.
+"$bin/snap-record" --method bpf --mem img -o run5.ls -- "$bin/rwload" img --seed 14 --reads 500 --writes 200
+"$bin/snap-stat" --json run5.ls | python3 -c '
+import json, sys
+r = json.load(sys.stdin); b = r["meta"]["bpf"]
+assert b["final_scan"] and b["writes_found_by_final_scan"] == 0 and b["writes_upgraded_by_final_scan"] == 0, b
+assert r["written"] == b["final_scan_written_pages"] == 200, (r["written"], b["final_scan_written_pages"])
+print("ok: run5: final scan found no write the events missed; written", r["written"])' || fail "run5: final scan disagrees"

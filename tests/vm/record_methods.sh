@@ -66,3 +66,25 @@ print(f"ok {fn}: image {n} pages, zero {sp['zero']/n:.1%}, pagemap ro {sp['ro']}
       f"(kvm gup-only: {sorted(p_w - b_w)})")
 PY
 done
+
+# bpf as the VMM's direct parent: its final page-table scan at QEMU's exit finds the pages
+# KVM wrote through get_user_pages, so its written set equals the scan's (pagemap's) exactly.
+for fn in hello json; do
+  img=$VMDIR/$fn/mem.img
+  d=$work/$fn
+  restore_check "$fn" --cold --nohuge --wrap "$B/snap-record -q -m bpf --mem $img -o $d/bpf-direct.ls --"
+  "$B/snap-stat" --json "$d/bpf-direct.ls" > "$d/bpf-direct.json"
+  "$B/snap-stat" --json "$d/bpf.ls" > "$d/bpf.json"
+  python3 - "$fn" "$d" <<'PY' || fail "$fn: bpf's written set is not exact"
+import json, sys
+fn, d = sys.argv[1:3]
+r = json.load(open(f"{d}/bpf-direct.json")); b = r["meta"]["bpf"]
+assert b["final_scan"], "no final scan although bpf was QEMU's parent"
+assert r["written"] == b["final_scan_written_pages"], (r["written"], b["final_scan_written_pages"])
+assert b["writes_found_by_final_scan"] <= 2, b["writes_found_by_final_scan"]
+nested = json.load(open(f"{d}/bpf.json"))["meta"]["bpf"]
+assert not nested["final_scan"], "nested bpf claims a final scan of a process that does not map the image"
+print(f"ok {fn} (bpf direct): written {r['written']} == page-table scan's {b['final_scan_written_pages']}; "
+      f"found only by the scan: {b['writes_found_by_final_scan']}")
+PY
+done

@@ -4,6 +4,7 @@
 // shadow paging), guest-physical addresses translated through --gpa-map. The kernel side
 // deduplicates first touches; here events are translated to image pages and ordered by
 // timestamp (rank = position in that order).
+#include "image_scan.hpp"
 #include "method.hpp"
 #include "record.hpp"
 
@@ -19,7 +20,9 @@
 #include <dirent.h>
 #include <sys/vfs.h>
 
+#include <algorithm>
 #include <fstream>
+#include <unordered_map>
 #include <optional>
 #include <set>
 #endif
@@ -145,8 +148,30 @@ public:
 
     void poll(const Context&) override {}
 
-    void finish(const Context&) override {
+    void finish(const Context& ctx) override {
         if (tracer_) tracer_->stop();
+        // Writes the kernel does on the target's behalf through get_user_pages (KVM's pfn
+        // caches: kvmclock, steal time) make a private copy without any fault a tracepoint
+        // sees. The target is still alive here (stopped at its exit): one page-table scan of
+        // its image mappings finds every written page, and those the events missed are added.
+        if (!tracer_ || !ctx.target_alive) return;
+        final_scan_ns_ = now_ns();
+        ImageScanStats stats;
+        try {
+            scan_image_pages(
+                ctx, ctx.image_bytes / ctx.page_size,
+                [&](uint64_t first, uint64_t n, uint8_t access) {
+                    if (access & kAccessWrite)
+                        for (uint64_t p = first; p < first + n; ++p) final_written_.push_back(p);
+                },
+                stats);
+            final_scanned_ = stats.regions > 0;
+            // A page can be reported twice (several mappings of it; a rescanned tail).
+            std::sort(final_written_.begin(), final_written_.end());
+            final_written_.erase(std::unique(final_written_.begin(), final_written_.end()), final_written_.end());
+        } catch (const Error& e) {
+            cli::warn(std::string("bpf: final page-table scan failed: ") + e.what());
+        }
     }
 
     void result(const Context& ctx, LoadingSet& out) override {
@@ -158,6 +183,24 @@ public:
         tracer_->add_kernel_counters(c);
         uint64_t start = ctx.start_ns ? ctx.start_ns : prepared_ns_;
         out.touches = log_->touches(start);
+        uint64_t gup_upgraded = 0, gup_added = 0;
+        if (!final_written_.empty()) {
+            std::unordered_map<uint64_t, size_t> at;
+            for (size_t i = 0; i < out.touches.size(); ++i) at[out.touches[i].page] = i;
+            uint32_t rank = out.touches.empty() ? 0 : out.touches.back().rank + 1;
+            uint64_t t = final_scan_ns_ > start ? final_scan_ns_ - start : 0;
+            if (!out.touches.empty()) t = std::max(t, out.touches.back().time_ns);
+            for (uint64_t p : final_written_) {
+                auto it = at.find(p);
+                if (it == at.end()) {
+                    out.touches.push_back({p, t, rank++, static_cast<uint8_t>(kAccessRead | kAccessWrite)});
+                    ++gup_added;
+                } else if (!(out.touches[it->second].access & kAccessWrite)) {
+                    out.touches[it->second].access |= kAccessWrite;
+                    ++gup_upgraded;
+                }
+            }
+        }
 
         auto& m = out.meta;
         m["lost_events"] = c.lost;
@@ -173,6 +216,10 @@ public:
         b["maps_reads"] = resolver_->maps_reads();
         b["ringbuf_bytes"] = cfg_.ringbuf_bytes;
         b["dedup_entries"] = cfg_.dedup_entries;
+        b["final_scan"] = final_scanned_;
+        b["final_scan_written_pages"] = final_written_.size();
+        b["writes_found_by_final_scan"] = gup_added;
+        b["writes_upgraded_by_final_scan"] = gup_upgraded;
         m["bpf"] = b;
 
         auto& lim = m["limitations"];
@@ -192,6 +239,13 @@ public:
             lim.push_back("guest touches are seen as KVM's two-dimensional paging faults (kvm_page_fault)");
         if (opt_.pid)
             lim.push_back("pages the target had mapped before recording started are not seen (--pid)");
+        if (gup_added + gup_upgraded)
+            lim.push_back(std::to_string(gup_added + gup_upgraded) +
+                          " pages were written without a fault any tracepoint sees (get_user_pages, e.g. KVM's kvmclock) "
+                          "and were found by a page-table scan at the target's exit: they come last, at the scan's time");
+        if (!final_scanned_)
+            lim.push_back("no final page-table scan of the image mapping (the direct target does not map the image, "
+                          "or had gone): writes made through get_user_pages without a fault are not seen");
         if (c.lost)
             lim.push_back(std::to_string(c.lost) + " events lost (ring buffer full): their pages are missing");
         if (c.huge)
@@ -224,6 +278,9 @@ private:
     std::optional<bpf::VaddrResolver> resolver_;
     std::unique_ptr<bpf::Tracer> tracer_;
     uint64_t prepared_ns_ = 0;
+    uint64_t final_scan_ns_ = 0;
+    bool final_scanned_ = false;
+    std::vector<uint64_t> final_written_;
 };
 
 const bool registered = register_method("bpf", [](const Options& o) { return std::make_unique<BpfMethod>(o); });
