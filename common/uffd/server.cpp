@@ -5,6 +5,7 @@
 #include "common/error.hpp"
 
 #include <poll.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -88,6 +89,7 @@ nlohmann::json ServerStats::to_json() const {
             {"read_faults", read_faults},
             {"write_faults", write_faults},
             {"wp_faults", wp_faults},
+            {"foreign_faults", foreign_faults},
             {"pages_copied", pages_copied},
             {"pages_zeroed", pages_zeroed},
             {"bytes_copied", bytes_copied},
@@ -262,7 +264,17 @@ bool FaultServer::resolve(int r, uint64_t start, uint64_t len, bool wake, bool w
     return true;
 }
 
-void FaultServer::handle_fault(uint64_t addr, uint64_t flags) {
+bool FaultServer::foreign_thread(uint32_t ptid) {
+    if (!opt_.record || opt_.owner_pid <= 0 || ptid == 0 || !uffd_.has(UFFD_FEATURE_THREAD_ID)) return false;
+    for (const auto& [t, foreign] : thread_cache_)
+        if (t == ptid) return foreign;
+    const std::string task = "/proc/" + std::to_string(opt_.owner_pid) + "/task/" + std::to_string(ptid);
+    const bool foreign = ::access(task.c_str(), F_OK) != 0;
+    thread_cache_.push_back({ptid, foreign});
+    return foreign;
+}
+
+void FaultServer::handle_fault(uint64_t addr, uint64_t flags, uint32_t ptid) {
     uint64_t t0 = mono_ns();
     ++stats_.faults;
     int r = map_.find(addr);
@@ -284,6 +296,8 @@ void FaultServer::handle_fault(uint64_t addr, uint64_t flags) {
     }
     bool write = flags & UFFD_PAGEFAULT_FLAG_WRITE;
     ++(write ? stats_.write_faults : stats_.read_faults);
+    // KVM's async page-fault worker: write access asked for, the guest's access unknown.
+    if (write && foreign_thread(ptid)) ++stats_.foreign_faults;
     for (;;) {
         r = map_.find(addr);  // a REMAP taken while draining may have moved regions
         if (r < 0) break;     // the range was unmapped meanwhile: nobody waits on it
@@ -353,7 +367,7 @@ void FaultServer::handle_remap(uint64_t from, uint64_t to, uint64_t len) {
 
 void FaultServer::handle_event(const uffd_msg& m) {
     switch (m.event) {
-    case UFFD_EVENT_PAGEFAULT: handle_fault(m.arg.pagefault.address, m.arg.pagefault.flags); break;
+    case UFFD_EVENT_PAGEFAULT: handle_fault(m.arg.pagefault.address, m.arg.pagefault.flags, m.arg.pagefault.feat.ptid); break;
     case UFFD_EVENT_REMOVE:
         ++stats_.remove_events;
         handle_remove(m.arg.remove.start, m.arg.remove.end, false);
@@ -469,11 +483,16 @@ LoadingSet FaultServer::loading_set(const ImageIdentity& image) const {
     ls.knows_writes = wp_active_;
     ls.has_time = true;
     ls.touches = touches_;
-    ls.meta["uffd"] = {{"write_protect", wp_active_}, {"faults", stats_.faults}, {"wp_faults", stats_.wp_faults}};
+    ls.meta["uffd"] = {{"write_protect", wp_active_}, {"faults", stats_.faults}, {"wp_faults", stats_.wp_faults},
+                       {"foreign_faults", stats_.foreign_faults}};
     nlohmann::json limits = nlohmann::json::array();
     limits.push_back("pages installed eagerly before or while recording do not fault and are not seen");
     if (!wp_active_)
         limits.push_back("no write-protect: a write after a page's first read is not seen; only write-first pages are marked written");
+    if (stats_.foreign_faults)
+        limits.push_back(std::to_string(stats_.foreign_faults) +
+                         " first touches came from kernel workers (KVM async page faults), which always ask for write "
+                         "access: recorded as writes, though the guest may only have read them");
     ls.meta["limitations"] = limits;
     return ls;
 }

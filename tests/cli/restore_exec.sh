@@ -65,7 +65,8 @@ expect() {  # expect CODE PATTERN CMD...
 expect 2 "unknown strategy" "$BIN/snap-restore" p.placed --strategy lazy --image img --exec -- true
 expect 2 "choose one front-end" "$BIN/snap-restore" p.placed --strategy reap
 expect 2 "needs --image" "$BIN/snap-restore" p.placed --strategy reap --exec -- true
-expect 2 "works with --serve only" "$BIN/snap-restore" p.placed --record x.ls --image img --exec -- true
+expect 2 "needs --strategy vanilla" "$BIN/snap-restore" p.placed --strategy reap --record x.ls --image img --exec -- true
+expect 2 "works with --serve or --exec" "$BIN/snap-restore" p.placed --record x.ls --materialize m.img
 expect 2 "mappings, more than" "$BIN/snap-restore" p.placed --strategy faasnap --image img --max-mappings 2 --exec -- true
 head -c 4096 img > short
 expect 3 "bytes, the placed artifact" "$BIN/snap-restore" p.placed --strategy reap --image short --exec -- true

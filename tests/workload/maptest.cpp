@@ -4,9 +4,10 @@
 // image's bytes read with pread (which no preload touches), writes pages and checks that the
 // writes are visible in memory and never reach the file, and maps another file to check that
 // unrelated mappings pass through. Exit 0 only if every check holds.
-//   maptest IMAGE [--writes N] [--seed S] [--shared] [--offset-pages K]
+//   maptest IMAGE [--writes N] [--seed S] [--shared] [--offset-pages K] [--written FILE]
 // --shared maps MAP_SHARED (a restore must refuse that). --offset-pages maps the image from
-// page K on (a VMM with several regions in one file).
+// page K on (a VMM with several regions in one file). --written FILE lists the image pages
+// written, one decimal page number a line (sorted, unique), for checking a recording.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -55,12 +56,14 @@ int main(int argc, char** argv) {
     std::string path = argv[1];
     uint64_t writes = 256, offset_pages = 0;
     bool shared = false;
+    std::string written_file;
     for (int i = 2; i < argc; ++i) {
         std::string k = argv[i];
         if (k == "--shared") shared = true;
         else if (i + 1 < argc && k == "--writes") writes = std::strtoull(argv[++i], nullptr, 10);
         else if (i + 1 < argc && k == "--seed") g_state = std::strtoull(argv[++i], nullptr, 10);
         else if (i + 1 < argc && k == "--offset-pages") offset_pages = std::strtoull(argv[++i], nullptr, 10);
+        else if (i + 1 < argc && k == "--written") written_file = argv[++i];
         else {
             std::fprintf(stderr, "maptest: unknown option %s\n", k.c_str());
             return 2;
@@ -128,6 +131,18 @@ int main(int argc, char** argv) {
     const bool file_unchanged = after == orig;
     if (!file_unchanged) std::fprintf(stderr, "maptest: the image file was written\n");
     munmap(mem, len);
+    if (!written_file.empty()) {
+        std::vector<bool> w(pages, false);
+        for (uint64_t p : written) w[p] = true;
+        FILE* f = std::fopen(written_file.c_str(), "w");
+        if (!f) {
+            std::perror("maptest: --written");
+            return 1;
+        }
+        for (size_t p = 0; p < pages; ++p)
+            if (w[p]) std::fprintf(f, "%zu\n", p + offset_pages);
+        std::fclose(f);
+    }
     std::printf("{\"pages\": %zu, \"wrong_pages\": %llu, \"writes\": %zu, \"file_unchanged\": %s}\n", pages,
                 static_cast<unsigned long long>(wrong), written.size(), file_unchanged ? "true" : "false");
     return (wrong || bad || !file_unchanged) ? 1 : 0;

@@ -1,17 +1,28 @@
 // snap-restore --exec: build the strategy's mapping plan, hand it to libsnaprestore.so through
 // a private file, run the VMM with the library preloaded, wait for it, and report what the
 // library did (it writes its report to a file when the plan is applied and again at exit).
+// With --record the library runs in uffd mode instead: it turns the image mapping into
+// anonymous memory registered with a userfaultfd and hands that to us over a private socket
+// with Firecracker's handshake; we serve every fault from the placed artifact (one page per
+// fault, read faults write-protected) and write the first touches as a "uffd" loading set.
 #include "restore.hpp"
 
 #include "common/error.hpp"
 #include "common/hash.hpp"
 #include "common/image.hpp"
+#include "common/loadset.hpp"
+#include "common/restore/source.hpp"
+#include "common/uffd/firecracker.hpp"
+
+#include <poll.h>
+#include <sys/syscall.h>
 
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <climits>
 #include <cstdlib>
 #include <filesystem>
@@ -84,7 +95,8 @@ int run_exec(const Options& opt, Context& ctx) {
 
     char tmpl[] = "/tmp/snap-restore-XXXXXX";
     if (!::mkdtemp(tmpl)) throw_errno("mkdtemp");
-    const std::string dir = tmpl, plan_file = dir + "/plan", report_file = dir + "/report.json";
+    const std::string dir = tmpl, plan_file = dir + "/plan", report_file = dir + "/report.json",
+                      sock_file = dir + "/uffd.sock";
     struct Cleanup {
         std::string d;
         ~Cleanup() {
@@ -97,6 +109,14 @@ int run_exec(const Options& opt, Context& ctx) {
         std::ofstream f(plan_file, std::ios::binary);
         f.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
         if (!f) throw_errno("cannot write " + plan_file);
+    }
+    // --record: the fault server's socket exists before the VMM can connect to it.
+    const bool record = !opt.record.empty();
+    std::unique_ptr<restore::PlacedSource> source;
+    std::unique_ptr<uffd::UnixListener> listener;
+    if (record) {
+        source = std::make_unique<restore::PlacedSource>(r);
+        listener = std::make_unique<uffd::UnixListener>(sock_file);
     }
     std::string preload = lib;
     if (const char* old = std::getenv("LD_PRELOAD"); old && *old) preload += std::string(" ") + old;
@@ -114,6 +134,7 @@ int run_exec(const Options& opt, Context& ctx) {
         ::setenv("SNAPRESTORE_PLAN", plan_file.c_str(), 1);
         ::setenv("SNAPRESTORE_REPORT", report_file.c_str(), 1);
         ::setenv("SNAPRESTORE_LIB", lib.c_str(), 1);
+        if (record) ::setenv("SNAPRESTORE_UFFD", sock_file.c_str(), 1);
         ::setenv("SNAPRESTORE_IMAGE", (std::to_string(uint64_t(st.st_dev)) + ":" + std::to_string(uint64_t(st.st_ino))).c_str(), 1);
         ::execvp(argv[0], argv.data());
         std::string line = "snap-restore: error: " + opt.command[0] + ": " + std::strerror(errno) + "\n";
@@ -126,8 +147,62 @@ int run_exec(const Options& opt, Context& ctx) {
     ::sigemptyset(&sa.sa_mask);
     for (int s : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(s, &sa, nullptr);
     int status = 0;
-    while (::waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR) throw_errno("waitpid");
+    bool reaped = false;
+    uffd::ServerStats rec_stats;
+    LoadingSet recording;
+    bool served = false;
+    if (record) {
+        try {
+            // Wait for the VMM to map the image (it connects) or to exit without doing so.
+            const int child_fd = int(::syscall(SYS_pidfd_open, pid, 0));
+            for (;;) {
+                pollfd p[2] = {{listener->fd(), POLLIN, 0}, {child_fd, POLLIN, 0}};
+                int n = ::poll(p, child_fd >= 0 ? 2 : 1, child_fd >= 0 ? -1 : 100);
+                if (n < 0 && errno != EINTR) {
+                    if (child_fd >= 0) ::close(child_fd);
+                    throw_errno("poll");
+                }
+                if (n > 0 && (p[0].revents & POLLIN)) break;
+                pid_t w = ::waitpid(pid, &status, WNOHANG);
+                if (w == pid) { reaped = true; break; }
+            }
+            if (child_fd >= 0) ::close(child_fd);
+            if (!reaped) {
+                auto peer = uffd::accept_firecracker(*listener, 1000, 5000, UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_THREAD_ID);
+                const pid_t peer_pid = peer.pid > 0 ? peer.pid : pid;
+                int pidfd = int(::syscall(SYS_pidfd_open, peer_pid, 0));
+                if (pidfd < 0) throw_errno("pidfd_open");
+                struct Closer {
+                    int fd;
+                    ~Closer() { ::close(fd); }
+                } pidfd_closer{pidfd};
+                uffd::ServerOptions so;
+                so.granule_bytes = r.page_size();
+                so.use_zeropage = true;
+                so.record = true;
+                so.owner_pid = peer_pid;  // to count faults from KVM's async page-fault workers
+                uffd::FaultServer server(std::move(peer.uffd), peer.regions, *source, so);
+                server.enable_wp();
+                std::array<int, 1> extra{pidfd};
+                while (server.serve(extra, nullptr, -1) != 0) {
+                }
+                served = true;
+                rec_stats = server.stats();
+                recording = server.loading_set(r.image());
+            }
+        } catch (...) {
+            if (!reaped) {
+                ::kill(pid, SIGKILL);
+                while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+                }
+            }
+            g_child = 0;
+            throw;
+        }
+    }
+    if (!reaped)
+        while (::waitpid(pid, &status, 0) < 0)
+            if (errno != EINTR) throw_errno("waitpid");
     g_child = 0;
     const double run_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -142,6 +217,19 @@ int run_exec(const Options& opt, Context& ctx) {
         j["phases_ns"] = rep.value("phases_ns", nlohmann::json::object());
         j["mappings_added"] = rep.value("mappings_after", uint64_t(0)) - rep.value("mappings_before", uint64_t(0));
     }
+    uint64_t written = 0;
+    if (served) {
+        for (const auto& t : recording.touches) written += (t.access & kAccessWrite) ? 1 : 0;
+        if (code == 0 || !recording.touches.empty()) write_loadset(recording, opt.record);
+        j["record"] = opt.record;
+        j["recorded_pages"] = recording.touches.size();
+        j["written_pages"] = written;
+        j["write_protect"] = recording.knows_writes;
+        j["faults"] = {{"total", rec_stats.faults}, {"read", rec_stats.read_faults}, {"write", rec_stats.write_faults},
+                       {"wp", rec_stats.wp_faults}, {"foreign", rec_stats.foreign_faults}};
+        j["uffd_stats"] = rec_stats.to_json();
+        j["bytes_decompressed"] = source->bytes_decompressed();
+    }
     std::vector<std::string> lines = {
         std::string(restore::strategy_name(plan.strategy)) + ": " + std::to_string(plan.ops.size()) + " ops, " +
             std::to_string(plan.mappings) + " mappings planned, " + std::to_string(plan.copy_bytes) + " bytes to copy",
@@ -149,6 +237,11 @@ int run_exec(const Options& opt, Context& ctx) {
     if (mapped)
         lines.push_back("plan applied in " + std::to_string(rep["phases_ns"].value("total", uint64_t(0)) / 1000) + " us, " +
                         std::to_string(rep.value("bytes_copied", uint64_t(0))) + " bytes copied");
+    if (served)
+        lines.push_back("recorded " + std::to_string(recording.touches.size()) + " pages (" + std::to_string(written) +
+                        " written) into " + opt.record + ": " + std::to_string(rec_stats.read_faults) + " read faults, " +
+                        std::to_string(rec_stats.write_faults) + " write faults, " + std::to_string(rec_stats.wp_faults) +
+                        " write-protect faults");
     ctx.emit(opt, j, lines);
     if (code != 0) {
         if (!(rep.is_object() && rep.contains("error")))  // the preload has said why already

@@ -14,7 +14,7 @@ int main(int argc, char** argv) {
     app.add_option("--serve", opt.serve, "Serve guest memory on this unix socket (Firecracker's UFFD backend)")->type_name("SOCKET");
     app.add_option("--materialize", opt.materialize, "Rebuild a plain image from the parts and warm its loading set")
         ->type_name("PATH");
-    app.add_option("--record", opt.record, "With --serve: record every first touch into this loading set")->type_name("LOADSET");
+    app.add_option("--record", opt.record, "With --serve, or --exec (--strategy vanilla): record every first touch into this loading set (uffd)")->type_name("LOADSET");
     app.add_option("--image", opt.image, "The image file the VMM maps (--exec; it must match the placed artifact)")
         ->type_name("PATH");
     app.add_option("--gap-pages", opt.gap_pages, "Merge runs across image gaps smaller than this (pages)")->capture_default_str();

@@ -123,10 +123,12 @@ int run(const Options& opt) {
         throw UsageError("choose one front-end: --exec, --serve or --materialize");
     if (!opt.command.empty() && !opt.exec) throw UsageError("a command was given without --exec");
     if (opt.exec && opt.command.empty() && !opt.dry_run) throw UsageError("--exec needs a command after --", "snap-restore P --exec -- qemu-system-x86_64 …");
-    if (!opt.record.empty() && opt.serve.empty())
-        throw UsageError("--record works with --serve only",
-                         "recording under --exec (handing a userfaultfd from the preload to snap-restore) is not implemented; "
-                         "record with snap-record --method pagemap instead");
+    if (!opt.record.empty() && opt.serve.empty() && !opt.exec)
+        throw UsageError("--record works with --serve or --exec");
+    if (!opt.record.empty() && opt.exec && opt.strategy != "vanilla")
+        throw UsageError("--record with --exec needs --strategy vanilla",
+                         "recording serves every page on demand over userfaultfd, one page per fault: a strategy's "
+                         "eager work would hide the touches it is meant to record");
     if (opt.drain_cold && opt.strategy != "tiered") throw UsageError("--drain-cold belongs to --strategy tiered");
     if (opt.gap_pages == 0) throw UsageError("--gap-pages must be at least 1");
     Context ctx(opt);
