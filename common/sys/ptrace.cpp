@@ -13,6 +13,8 @@ namespace snap::sys::ptrace {
 
 static_assert(kTraceClone == PTRACE_O_TRACECLONE && kTraceExec == PTRACE_O_TRACEEXEC &&
               kTraceExit == PTRACE_O_TRACEEXIT && kExitKill == PTRACE_O_EXITKILL);
+static_assert(int(kFork) == int(PTRACE_EVENT_FORK) && int(kVfork) == int(PTRACE_EVENT_VFORK) &&
+              kTraceFork == PTRACE_O_TRACEFORK && kTraceVfork == PTRACE_O_TRACEVFORK);
 static_assert(int(kClone) == int(PTRACE_EVENT_CLONE) && int(kExec) == int(PTRACE_EVENT_EXEC) && int(kExit) == int(PTRACE_EVENT_EXIT) &&
               int(kStop) == int(PTRACE_EVENT_STOP));
 

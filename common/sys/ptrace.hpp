@@ -10,13 +10,15 @@
 namespace snap::sys::ptrace {
 
 // Options (values of PTRACE_O_*; repeated so that callers need no <sys/ptrace.h>).
+constexpr unsigned kTraceFork = 0x02;
+constexpr unsigned kTraceVfork = 0x04;
 constexpr unsigned kTraceClone = 0x08;
 constexpr unsigned kTraceExec = 0x10;
 constexpr unsigned kTraceExit = 0x40;
 constexpr unsigned kExitKill = 0x100000;
 
 // Events (PTRACE_EVENT_*).
-enum Event : int { kNone = 0, kClone = 3, kExec = 4, kExit = 6, kStop = 128 };
+enum Event : int { kNone = 0, kFork = 1, kVfork = 2, kClone = 3, kExec = 4, kExit = 6, kStop = 128 };
 
 // What waitpid() said about one thread.
 struct WaitEvent {

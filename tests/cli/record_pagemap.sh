@@ -59,3 +59,9 @@ out=$(timeout 60 "$bin/snap-record" -q --mem img -o run5.ls -- \
 "$bin/snap-record" -q --mem img -o - -- "$bin/rwload" img --seed 14 --reads 10 --writes 5 --pause-ms 10 > run6.ls
 "$bin/snap-stat" --list run6.ls > /dev/null || fail "-o - did not stream a valid loading set"
 echo "ok: signals re-delivered, group-stop honoured, -o - streams"
+
+# 7. A wrapper that runs the workload as a child (sh forks it, then waits): the child is
+#    followed and scanned at its exit, so the result is the same as recording it directly.
+"$bin/snap-record" --method pagemap --mem img -o run7.ls --json -- \
+    sh -c "\"$bin/rwload\" img --seed 17 --reads 1000 --writes 300 --truth run7.truth; true" > run7.json
+check run7

@@ -44,6 +44,9 @@ public:
     virtual void poll(const Context& ctx) = 0;
     // Final look, the target still alive (stopped at exit, or about to be detached).
     virtual void finish(const Context& ctx) = 0;
+    // True if poll() looks at the process in ctx.tid (so each traced process is polled in
+    // turn); false if it looks at something else (the image file, kernel events).
+    virtual bool per_process() const { return false; }
     // Fill touches, knows_writes, has_time and meta (including "limitations": what the
     // method cannot see, and any counts such as lost events).
     virtual void result(const Context& ctx, LoadingSet& out) = 0;

@@ -28,6 +28,7 @@ public:
     }
 
     void poll(const Context& ctx) override { scan(ctx); }
+    bool per_process() const override { return true; }
 
     void finish(const Context& ctx) override {
         if (!ctx.target_alive) {
@@ -64,11 +65,8 @@ public:
         if (missed_final_)
             lim.push_back("no final scan: the target vanished without an exit stop (killed by SIGKILL?); "
                           "touches after the last scan are lost");
-        if (stats_.regions == 0) {
-            cli::warn("the target never mapped the image (matched by device and inode)");
-            cli::warn("if a child of it maps the image (a wrapper script), record that process: "
-                      "start it with 'exec', use --pid, or --method bpf, which follows forks");
-        }
+        if (stats_.regions == 0)
+            cli::warn("neither the target nor a process it forked ever mapped the image (matched by device and inode)");
     }
 
 private:

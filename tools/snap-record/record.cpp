@@ -32,6 +32,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <set>
 
 namespace snap::record {
@@ -41,6 +42,11 @@ namespace pt = sys::ptrace;
 namespace {
 
 constexpr unsigned kThreadOptions = pt::kTraceExit | pt::kTraceClone | pt::kTraceExec;
+// Per-process methods (pagemap) follow forks too: a target that runs the program mapping the
+// image as a child (a wrapper script) is recorded through that child, every process scanned
+// at its exit. The others do not, so that recorders can be nested (each ptraces only its own
+// child).
+constexpr unsigned kForkOptions = pt::kTraceFork | pt::kTraceVfork;
 
 std::string signal_name(int sig) {
     const char* abbrev = sigabbrev_np(sig);
@@ -126,7 +132,7 @@ public:
         child_ = true;
         pid_ = pid;
         try {
-            pt::seize(pid, kThreadOptions | pt::kExitKill);
+            pt::seize(pid, trace_options() | pt::kExitKill);
         } catch (...) {
             ::kill(pid, SIGKILL);
             waitpid(pid, nullptr, 0);
@@ -153,7 +159,7 @@ public:
             throw UsageError("--pid " + std::to_string(pid) + " is a thread of process " + *tgid +
                              ": give the process id");
         pid_ = pid;
-        pt::seize(pid, kThreadOptions);  // EPERM → exit 4 with a hint
+        pt::seize(pid, trace_options());  // EPERM → exit 4 with a hint
         traced_.insert(pid);
         running_.insert(pid);
         for (bool added = true; added;) {
@@ -161,7 +167,7 @@ public:
             for (pid_t tid : list_tasks(pid)) {
                 if (traced_.count(tid)) continue;
                 if (::ptrace(PTRACE_SEIZE, tid, nullptr,
-                             reinterpret_cast<void*>(static_cast<unsigned long>(kThreadOptions))) < 0) {
+                             reinterpret_cast<void*>(static_cast<unsigned long>(trace_options()))) < 0) {
                     // ESRCH: gone; EPERM: auto-attached already by TRACECLONE — both fine.
                     if (errno == EPERM) {
                         auto tracer = sys::read_status_field(tid, "TracerPid");
@@ -232,6 +238,7 @@ public:
     void conclude() {
         if (!finished_) {
             ctx_.target_alive = !target_gone_ && !running_.empty();
+            poll_descendants();
             if (ctx_.target_alive) ctx_.tid = live_tid();
             method_.finish(ctx_);
             finished_ = true;
@@ -288,8 +295,9 @@ public:
         if (attached_)
             out.push_back("attached to a running process: what it touched before the attach cannot be "
                           "told from what it touched after (it shows in the first scan, or not at all)");
-        if (!attached_ && ctx_.options && ctx_.options->method != "bpf")
-            out.push_back("only the started process is recorded, not processes it forks");
+        if (!attached_ && method_.per_process())
+            out.push_back("processes the target forks are scanned in turn and at their exit; a process that "
+                          "is not a descendant (e.g. started by a daemon) is not seen");
         return out;
     }
 
@@ -310,6 +318,8 @@ private:
         return out;
     }
 
+    unsigned trace_options() const { return kThreadOptions | (method_.per_process() ? kForkOptions : 0u); }
+
     pid_t live_tid() const {
         if (running_.count(pid_) || running_.empty()) return pid_;
         return *running_.begin();
@@ -318,7 +328,19 @@ private:
     void poll_method() {
         ctx_.tid = live_tid();
         method_.poll(ctx_);
+        poll_descendants();
         rss_at_scan_ = sys::read_rss_pages(pid_).value_or(rss_at_scan_);
+    }
+
+    // Per-process methods look at every live descendant process too, one after the other.
+    void poll_descendants() {
+        if (!method_.per_process()) return;
+        for (auto& [tgid, tids] : descendants_) {
+            if (tids.empty()) continue;
+            ctx_.tid = *tids.begin();
+            method_.poll(ctx_);
+        }
+        ctx_.tid = live_tid();
     }
 
     void check_exec() {
@@ -342,8 +364,20 @@ private:
     void learn_thread(pid_t tid) {
         if (traced_.count(tid)) return;
         traced_.insert(tid);
-        if (is_target_thread(tid)) running_.insert(tid);
-        else foreign_.insert(tid);
+        if (is_target_thread(tid)) {
+            running_.insert(tid);
+            return;
+        }
+        foreign_.insert(tid);
+        if (auto tgid = sys::read_status_field(tid, "Tgid")) descendants_[static_cast<pid_t>(std::stol(*tgid))].insert(tid);
+    }
+
+    void forget_descendant_thread(pid_t tid) {
+        for (auto it = descendants_.begin(); it != descendants_.end(); ++it)
+            if (it->second.erase(tid)) {
+                if (it->second.empty()) descendants_.erase(it);
+                return;
+            }
     }
 
     void reap_events(bool block) {
@@ -369,6 +403,7 @@ private:
             running_.erase(tid);
             traced_.erase(tid);
             foreign_.erase(tid);
+            forget_descendant_thread(tid);
             if (tid == pid_) {
                 exit_ = ev;
                 target_gone_ = true;
@@ -385,6 +420,8 @@ private:
         }
         switch (ev.event) {
         case pt::kClone:
+        case pt::kFork:
+        case pt::kVfork:
             learn_thread(static_cast<pid_t>(pt::event_message(tid)));
             break;
         case pt::kStop:
@@ -396,16 +433,41 @@ private:
             } else if (!foreign_.count(tid)) {
                 ++ctx_.execs;
                 running_ = {pid_};  // de_thread left only the exec'ing thread, now the leader
+            } else {
+                // A descendant exec'ed: only the exec'ing thread is left, now its leader.
+                forget_descendant_thread(tid);
+                foreign_.insert(tid);
+                traced_.insert(tid);
+                if (auto tgid = sys::read_status_field(tid, "Tgid"))
+                    descendants_[static_cast<pid_t>(std::stol(*tgid))] = {tid};
             }
             break;
         case pt::kExit:
-            if (!foreign_.count(tid) && running_.count(tid)) {
+            if (foreign_.count(tid)) {
+                // The last thread of a descendant process: scan it while its memory exists.
+                for (auto it = descendants_.begin(); it != descendants_.end(); ++it) {
+                    if (!it->second.erase(tid)) continue;
+                    if (it->second.empty()) {
+                        descendants_.erase(it);
+                        if (!finished_ && method_.per_process()) {
+                            ctx_.tid = tid;
+                            ctx_.target_alive = true;
+                            method_.poll(ctx_);
+                            ++exit_scans_;
+                            ctx_.tid = live_tid();
+                        }
+                    }
+                    break;
+                }
+            } else if (running_.count(tid)) {
                 running_.erase(tid);
                 if (!finished_) {
                     // The exiting thread still holds the address space: scan it now.
                     ctx_.tid = tid;
                     ctx_.target_alive = true;
                     if (running_.empty()) {
+                        poll_descendants();  // processes that outlive the target: one last look
+                        ctx_.tid = tid;
                         method_.finish(ctx_);
                         finished_ = true;
                         final_scan_ = "exit-stop";
@@ -455,6 +517,7 @@ private:
     std::set<pid_t> running_;  // target threads not yet at their exit stop
     std::set<pid_t> traced_;   // every thread we trace
     std::set<pid_t> foreign_;  // traced clones that are not threads of the target
+    std::map<pid_t, std::set<pid_t>> descendants_;  // descendant process → its threads not yet at their exit stop
     bool target_gone_ = false, finished_ = false;
     std::optional<pt::WaitEvent> exit_;
     std::string stop_reason_, final_scan_ = "none";
