@@ -88,25 +88,27 @@ void write_all(int fd, const void* data, size_t bytes, const std::string& name) 
     }
 }
 
+void InputFile::read_stream(int fd, const std::string& name) {
+    std::vector<std::byte> buf;
+    std::byte chunk[65536];
+    for (;;) {
+        ssize_t n = ::read(fd, chunk, sizeof chunk);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw_errno("read " + name);
+        if (n == 0) break;
+        buf.insert(buf.end(), chunk, chunk + n);
+    }
+    size_ = buf.size();
+    if (size_) {
+        data_ = static_cast<std::byte*>(std::malloc(size_));
+        if (!data_) throw std::bad_alloc();
+        std::memcpy(data_, buf.data(), size_);
+    }
+}
+
 InputFile::InputFile(const std::string& path) : path_(path) {
     if (path == "-") {
-        std::vector<std::byte> buf;
-        std::byte chunk[65536];
-        for (;;) {
-            ssize_t n = ::read(STDIN_FILENO, chunk, sizeof chunk);
-            if (n < 0) {
-                if (errno == EINTR) continue;
-                throw_errno("read <stdin>");
-            }
-            if (n == 0) break;
-            buf.insert(buf.end(), chunk, chunk + n);
-        }
-        size_ = buf.size();
-        if (size_) {
-            data_ = static_cast<std::byte*>(std::malloc(size_));
-            if (!data_) throw std::bad_alloc();
-            std::memcpy(data_, buf.data(), size_);
-        }
+        read_stream(STDIN_FILENO, "<stdin>");
         return;
     }
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -117,32 +119,24 @@ InputFile::InputFile(const std::string& path) : path_(path) {
         ::close(fd);
         throw_errno(path, e);
     }
+    if (S_ISDIR(st.st_mode)) {
+        ::close(fd);
+        throw Error(path + ": is a directory");
+    }
     if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
         // A pipe or FIFO given by name: read it like stdin.
+        try {
+            read_stream(fd, path);
+        } catch (...) {
+            ::close(fd);
+            throw;
+        }
         ::close(fd);
-        if (S_ISDIR(st.st_mode)) throw Error(path + ": is a directory");
-        std::vector<std::byte> buf;
-        int rfd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-        if (rfd < 0) throw_errno(path);
-        std::byte chunk[65536];
-        for (;;) {
-            ssize_t n = ::read(rfd, chunk, sizeof chunk);
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0) {
-                int e = errno;
-                ::close(rfd);
-                throw_errno(path, e);
-            }
-            if (n == 0) break;
-            buf.insert(buf.end(), chunk, chunk + n);
-        }
-        ::close(rfd);
-        size_ = buf.size();
-        if (size_) {
-            data_ = static_cast<std::byte*>(std::malloc(size_));
-            std::memcpy(data_, buf.data(), size_);
-        }
         return;
+    }
+    if (S_ISBLK(st.st_mode)) {  // a block device's st_size is 0: ask the device
+        off_t end_off = ::lseek(fd, 0, SEEK_END);
+        st.st_size = end_off > 0 ? end_off : 0;
     }
     size_ = static_cast<size_t>(st.st_size);
     if (size_ > 0) {

@@ -30,6 +30,7 @@ public:
     void advise_sequential() const;
 
 private:
+    void read_stream(int fd, const std::string& name);  // read to the end into memory
     std::string path_;
     std::byte* data_ = nullptr;
     size_t size_ = 0;

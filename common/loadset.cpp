@@ -76,8 +76,10 @@ uint64_t write_loadset(const LoadingSet& ls, const std::string& path) {
     return d;
 }
 
-LoadingSet read_loadset(const std::string& path, uint64_t* digest) {
-    Artifact a(path, Kind::loadset, kLoadsetKnowsWrites | kLoadsetHasTime, {kImgi, kMeta, kTuch});
+LoadingSet read_loadset(const std::string& path, uint64_t* digest) { return read_loadset(file::InputFile(path), digest); }
+
+LoadingSet read_loadset(file::InputFile file, uint64_t* digest) {
+    Artifact a(std::move(file), Kind::loadset, kLoadsetKnowsWrites | kLoadsetHasTime, {kImgi, kMeta, kTuch});
     a.verify_all();
     LoadingSet ls;
     auto imgi = a.bytes(a.require(kImgi));

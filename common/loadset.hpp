@@ -48,6 +48,7 @@ constexpr uint32_t kLoadsetHasTime = 1u << 1;
 uint64_t write_loadset(const LoadingSet& ls, const std::string& path);
 // Parse and fully verify. Throws BadInput naming the file. digest receives the artifact digest.
 LoadingSet read_loadset(const std::string& path, uint64_t* digest = nullptr);
+LoadingSet read_loadset(file::InputFile file, uint64_t* digest = nullptr);
 
 enum class MergeMode { union_all, intersect, at_least };
 struct MergeSpec {

@@ -100,16 +100,16 @@ Header decode_header(std::span<const std::byte> b, const std::string& name) {
     return h;
 }
 
-Kind Artifact::peek_kind(const std::string& path) {
-    file::InputFile f(path);
-    return decode_header(f.bytes(), f.display_name()).kind;
-}
+Kind Artifact::peek_kind(const file::InputFile& f) { return decode_header(f.bytes(), f.display_name()).kind; }
 
 void Artifact::bad(const std::string& why) const { throw BadInput(name_, why); }
 
 Artifact::Artifact(const std::string& path, Kind expected, uint32_t known_required_flags,
                    std::vector<ChunkType> known_chunks)
-    : file_(path), name_(file_.display_name()) {
+    : Artifact(file::InputFile(path), expected, known_required_flags, std::move(known_chunks)) {}
+
+Artifact::Artifact(file::InputFile file, Kind expected, uint32_t known_required_flags, std::vector<ChunkType> known_chunks)
+    : file_(std::move(file)), name_(file_.display_name()) {
     auto all = file_.bytes();
     header_ = decode_header(all, name_);
     if (header_.kind != expected)

@@ -74,8 +74,10 @@ public:
     // known_chunks: chunk types this reader understands; an unknown required chunk is refused.
     Artifact(const std::string& path, Kind expected, uint32_t known_required_flags,
              std::vector<ChunkType> known_chunks);
-    // Open without knowing the kind (snap-stat); the kind's own reader re-checks.
-    static Kind peek_kind(const std::string& path);
+    // The same over a file already read (a pipe can be read only once).
+    Artifact(file::InputFile file, Kind expected, uint32_t known_required_flags, std::vector<ChunkType> known_chunks);
+    // The kind of an opened file, from its checked header; the kind's own reader re-checks.
+    static Kind peek_kind(const file::InputFile& file);
 
     const std::string& name() const { return name_; }
     const Header& header() const { return header_; }

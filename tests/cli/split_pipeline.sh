@@ -55,6 +55,8 @@ cmp -s run.split again.split || fail "same inputs gave different split bytes"
 # Through pipes: loading set on stdin, split on stdout.
 "$bin/snap-split" --mem img -o - - < run.ls > piped.split
 cmp -s run.split piped.split || fail "split through pipes differs"
+"$bin/snap-stat" --json - < run.ls | grep -q '"pages"' || fail "snap-stat cannot read a loading set from stdin"
+cat run.ls | "$bin/snap-stat" run.ls - | grep -q "jaccard 1.0000" || fail "snap-stat cannot compare with a loading set on stdin"
 # Merging: a second recording; union ⊇ each, intersection ⊆ each.
 "$bin/snap-record" -q --method pagemap --mem img -o run2.ls -- "$bin/rwload" img --seed 6 --reads 1500 --writes 400
 "$bin/snap-split" --mem img --merge union -o u.split run.ls run2.ls

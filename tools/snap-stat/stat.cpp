@@ -315,11 +315,13 @@ int run(const Options& opt) {
     if (opt.artifacts.empty() || opt.artifacts.size() > 2) throw UsageError("give one artifact, or two to compare");
     if (opt.artifacts.size() == 2) {
         if (opt.list || opt.map || !opt.mem.empty()) throw UsageError("--list, --map and --mem take one artifact");
-        auto ka = format::Artifact::peek_kind(opt.artifacts[0]);
-        auto kb = format::Artifact::peek_kind(opt.artifacts[1]);
+        // Each input is read once: one of them may be a pipe.
+        file::InputFile fa(opt.artifacts[0]), fb(opt.artifacts[1]);
+        auto ka = format::Artifact::peek_kind(fa);
+        auto kb = format::Artifact::peek_kind(fb);
         nlohmann::json c;
         if (ka == format::Kind::loadset && kb == format::Kind::loadset) {
-            c = compare_loadsets(read_loadset(opt.artifacts[0]), read_loadset(opt.artifacts[1]));
+            c = compare_loadsets(read_loadset(std::move(fa)), read_loadset(std::move(fb)));
         } else if (ka == format::Kind::split && kb == format::Kind::split) {
             SplitReader a(opt.artifacts[0]), b(opt.artifacts[1]);
             if (opt.verify) {
@@ -339,14 +341,15 @@ int run(const Options& opt) {
     }
 
     const std::string& path = opt.artifacts[0];
-    auto kind = format::Artifact::peek_kind(path);
+    file::InputFile input(path);  // read once: it may be a pipe
+    auto kind = format::Artifact::peek_kind(input);
     const std::string name = path == "-" ? "<stdin>" : path;
     if (path == "-" && kind != format::Kind::loadset)
         throw UsageError("only loading sets can be read from stdin (a split is large: give its file)");
     if (kind == format::Kind::loadset) {
         if (!opt.mem.empty()) throw UsageError("--mem goes with a split");
         uint64_t digest = 0;
-        LoadingSet ls = read_loadset(path, &digest);  // always fully verified
+        LoadingSet ls = read_loadset(std::move(input), &digest);  // always fully verified
         if (opt.list) {
             std::string out;
             const char* acc[] = {"", "R", "W", "RW"};
