@@ -44,10 +44,13 @@ grep -q '"exit_code":1' out.txt || { echo "FAIL: --json error object: $(cat out.
 if [ "$(id -u)" = 0 ] && command -v setpriv > /dev/null; then
   sleep 5 &
   victim=$!
-  chmod 755 . && chmod 644 img
+  # The unprivileged user must reach the tool and the image wherever the tree is (a clone in
+  # a 0700 directory too): give it copies in a directory of its own.
+  pub=$(mktemp -d) && chmod 755 "$pub" && cp "$bin/snap-record" img "$pub/" && chmod 644 "$pub/img"
   rc=0
-  setpriv --reuid=65534 --regid=65534 --clear-groups "$bin/snap-record" --pid "$victim" --mem "$PWD/img" \
+  setpriv --reuid=65534 --regid=65534 --clear-groups "$pub/snap-record" --pid "$victim" --mem "$pub/img" \
       -o /tmp/snap-record-cap.$$.ls > out.txt 2> err.txt || rc=$?
+  rm -rf "$pub"
   kill "$victim" 2>/dev/null; wait "$victim" 2>/dev/null
   if [ "$rc" = 4 ] && grep -q 'hint:' err.txt; then echo "ok: exit 4 with a hint when ptrace is denied"
   else echo "FAIL: ptrace denied → exit $rc: $(cat err.txt)"; fail=1; fi

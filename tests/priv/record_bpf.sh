@@ -62,10 +62,12 @@ check run3
 
 # 4. Without privileges: exit 4 and a hint line.
 if command -v setpriv > /dev/null; then
+  # Copies the unprivileged user can reach wherever the tree is (a clone in a 0700 directory).
+  pub=$(mktemp -d) && chmod 755 "$pub" && cp "$bin/snap-record" img "$pub/" && chmod 644 "$pub/img"
   rc=0
   setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \
-      "$bin/snap-record" --method bpf --mem "$PWD/img" -o /tmp/snapkit-bpf-$$.ls -- true 2> run4.err || rc=$?
-  rm -f /tmp/snapkit-bpf-$$.ls
+      "$pub/snap-record" --method bpf --mem "$pub/img" -o /tmp/snapkit-bpf-$$.ls -- true 2> run4.err || rc=$?
+  rm -f /tmp/snapkit-bpf-$$.ls; rm -rf "$pub"
   [ "$rc" = 4 ] || fail "run4: unprivileged exit $rc, expected 4: $(cat run4.err)"
   grep -q '^snap-record: hint: ' run4.err || fail "run4: no hint line: $(cat run4.err)"
   echo "ok: unprivileged: exit 4 with a hint"
