@@ -26,6 +26,7 @@ constexpr ChunkType kTier = chunk_type("TIER");
 constexpr ChunkType kPart = chunk_type("PART");
 constexpr ChunkType kSeek = chunk_type("SEEK");
 constexpr ChunkType kCost = chunk_type("COST");
+constexpr ChunkType kLayout = chunk_type("LAYO");  // optional: image-order layout files of parts
 constexpr size_t kTierFixed = 24, kPartFixed = 64, kFrameBytes = 16;
 constexpr size_t kIoBytes = 4u << 20;
 
@@ -130,6 +131,15 @@ uint64_t write_manifest(const SplitPlan& plan, const Manifest& m, uint64_t paren
     w.add_chunk(kPart, std::move(b));
     w.add_chunk(kSeek, std::move(seek));
     w.add_chunk(kCost, m.cost.dump(), 0);  // optional: restore does not need it
+    // Optional: a reader that does not know it restores from the packed parts alone.
+    std::vector<std::byte> lay;
+    for (auto& p : m.parts) {
+        if (p.layout_path.empty()) continue;
+        put_u32(lay, static_cast<uint32_t>(p.cls));
+        put_u32(lay, static_cast<uint32_t>(p.layout_path.size()));
+        put_padded(lay, p.layout_path);
+    }
+    if (!lay.empty()) w.add_chunk(kLayout, std::move(lay), 0);
     file::AtomicOutput out(path);
     uint64_t d = w.finish(out);
     out.commit();
@@ -138,7 +148,7 @@ uint64_t write_manifest(const SplitPlan& plan, const Manifest& m, uint64_t paren
 
 static std::vector<ChunkType> placed_chunks() {
     auto v = plan_chunk_types();
-    v.insert(v.end(), {kTier, kPart, kSeek, kCost});
+    v.insert(v.end(), {kTier, kPart, kSeek, kCost, kLayout});
     return v;
 }
 
@@ -239,6 +249,25 @@ PlacedReader::PlacedReader(const std::string& path) : artifact_(path, Kind::plac
     for (int c = 1; c < kPageClasses; ++c)
         if (plan_.pages_per_class[c] && !seen[c])
             a.bad(std::string("no part holds the ") + class_name(static_cast<PageClass>(c)) + " pages");
+    if (auto* c = a.find(kLayout)) {
+        auto lb = a.verified_bytes(*c);
+        for (size_t off = 0; off < lb.size();) {
+            if (lb.size() - off < 8) a.bad("chunk LAYO: truncated entry");
+            const std::byte* p = &lb[off];
+            uint32_t cls = get_u32(p), len = get_u32(p + 4);
+            if (len > lb.size() - off - 8) a.bad("chunk LAYO: path runs past the chunk");
+            Part* part = nullptr;
+            for (auto& q : m_.parts)
+                if (static_cast<uint32_t>(q.cls) == cls) part = &q;
+            if (!part) a.bad("chunk LAYO: a layout for a class without a part");
+            if (!part->layout_path.empty()) a.bad("chunk LAYO: a second layout for class " + std::string(class_name(part->cls)));
+            if (part->compression != Compression::none) a.bad("chunk LAYO: a layout for a compressed part");
+            part->layout_path.assign(reinterpret_cast<const char*>(p + 8), len);
+            if (part->layout_path.empty() || part->layout_path[0] != '/' || part->layout_path.find('\0') != std::string::npos)
+                a.bad("chunk LAYO: layout path is not absolute");
+            off += (8 + len + 7) / 8 * 8;
+        }
+    }
     if (auto* c = a.find(kCost)) {
         auto cb = a.verified_bytes(*c);
         try {
@@ -354,13 +383,44 @@ void check_part(const Part& part) {
         throw BadInput(part.path, "part digest mismatch (manifest " + hash::to_hex(part.digest) + ", file " + hash::to_hex(d) + ")");
 }
 
+void check_layout(const Part& part, const SplitPlan& plan) {
+    if (part.layout_path.empty()) return;
+    MappedFile f(part.layout_path);
+    const uint64_t ps = plan.image.page_size;
+    if (f.size != plan.image.size_bytes)
+        throw BadInput(part.layout_path, "layout file holds " + std::to_string(f.size) + " bytes, the image has " +
+                                             std::to_string(plan.image.size_bytes));
+    // Extents of a class are stored in data_page order in the packed part: hash them so.
+    std::vector<const Extent*> ext;
+    for (auto& e : plan.extents)
+        if (e.cls == part.cls) ext.push_back(&e);
+    std::sort(ext.begin(), ext.end(), [](const Extent* a, const Extent* b) { return a->data_page < b->data_page; });
+    hash::Xxh3Stream h;
+    for (auto* e : ext) {
+        if (e->image_page > f.size / ps || e->pages > f.size / ps - e->image_page)
+            throw BadInput(part.layout_path, "layout file is shorter than its extents");
+        h.update(f.data + e->image_page * ps, e->pages * ps);
+    }
+    uint64_t d = h.digest();
+    if (d != part.digest)
+        throw BadInput(part.layout_path,
+                       "layout digest mismatch (manifest " + hash::to_hex(part.digest) + ", file " + hash::to_hex(d) + ")");
+}
+
+void check_parts(const PlacedReader& r) {
+    for (auto& p : r.parts()) {
+        check_part(p);
+        check_layout(p, r.plan());
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Materialize
 
 MaterializeResult materialize(const PlacedReader& r, const std::string& out_path, bool check_parts,
                               const std::function<void(uint64_t)>& progress) {
     if (check_parts)
-        for (auto& p : r.parts()) check_part(p);
+        for (auto& p : r.parts()) check_part(p);  // the layout files are not read here
     const SplitPlan& plan = r.plan();
     const uint64_t ps = r.page_size();
     std::array<std::unique_ptr<PartSource>, kPageClasses> src;
@@ -498,6 +558,35 @@ Part write_part(const SplitReader& split, PageClass cls, const tier::TierSpec& t
     return part;
 }
 
+// The image-order layout of an uncompressed part: every page of the class at its image
+// offset, holes elsewhere (ftruncate), named after the part. An identical file is kept.
+std::string write_layout(const SplitReader& split, const Part& part, const std::function<void(uint64_t)>& advance) {
+    const SplitPlan& plan = split.plan();
+    const uint64_t ps = split.page_size();
+    const std::string path = part.path + ".layout";
+    Part probe = part;
+    probe.layout_path = path;
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) == plan.image.size_bytes) {
+        try {
+            check_layout(probe, plan);
+            return path;
+        } catch (const BadInput&) {
+            // rewritten below
+        }
+    }
+    file::AtomicOutput out(path);
+    for (auto& e : plan.extents) {
+        if (e.cls != part.cls) continue;
+        auto data = split.extent_data(e);
+        out.pwrite(data.data(), data.size(), e.image_page * ps);
+        advance(0);
+    }
+    if (::ftruncate(out.fd(), static_cast<off_t>(plan.image.size_bytes)) != 0) throw_errno("ftruncate " + path);
+    out.commit();
+    return path;
+}
+
 }  // namespace
 
 PlaceResult place(const SplitReader& split, const PlaceRequest& req, const std::string& out_path,
@@ -525,6 +614,10 @@ PlaceResult place(const SplitReader& split, const PlaceRequest& req, const std::
         int ti = choice[ci];
         PartOutcome oc;
         Part part = write_part(split, c, req.tiers[ti], static_cast<uint32_t>(ti), req, oc, advance);
+        // RO on a byte-addressable tier: also in image order, so tiered maps it with one mapping.
+        if (req.layout && c == PageClass::ro && part.compression == Compression::none &&
+            tier::byte_addressable(req.tiers[ti].kind))
+            oc.layout_path = part.layout_path = write_layout(split, part, advance);
         placements.push_back({c, plan.pages_per_class[ci], part.raw_bytes, part.stored_bytes, part.frame_bytes,
                               &res.manifest.tiers[ti]});
         chosen_by[class_name(c)] = req.fixed[ci] >= 0 ? "user" : "model";
@@ -571,6 +664,7 @@ nlohmann::json describe_placed(const PlacedReader& r) {
             j["frame_bytes"] = p.frame_bytes;
             j["frames"] = p.frames.size();
         }
+        j["layout_path"] = p.layout_path.empty() ? nlohmann::json(nullptr) : nlohmann::json(p.layout_path);
         parts.push_back(j);
     }
     nlohmann::json j = {

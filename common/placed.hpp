@@ -52,6 +52,11 @@ struct Part {
     uint64_t raw_bytes = 0;    // pages × page size
     uint64_t digest = 0;       // XXH3-64 of the raw bytes (= the split's page-data chunk checksum)
     std::vector<Frame> frames; // zstd only, in order
+    // Optional image-order copy of the same pages (uncompressed parts on byte-addressable
+    // tiers): a sparse file of the image's size holding each of the class's pages at its image
+    // offset (page p at p × page size) and holes elsewhere, so that one mapping of it puts every
+    // page of the class in place (tiered restore). Same bytes, same digest (read in extent order).
+    std::string layout_path;
     bool operator==(const Part&) const = default;
 };
 
@@ -118,6 +123,10 @@ private:
 
 // Read the whole part and compare its XXH3-64 with the manifest. Throws BadInput(part path).
 void check_part(const Part& part);
+// The same for a part's image-order layout file (its pages read in the plan's extent order).
+void check_layout(const Part& part, const SplitPlan& plan);
+// Every part and every layout file of the artifact.
+void check_parts(const PlacedReader& r);
 
 // Reassemble the image from the parts: ZERO pages become holes, every extent is written at its
 // image offset; the result's XXH3-64 is checked against the image fingerprint. check_parts
@@ -134,6 +143,7 @@ struct PlaceRequest {
     std::array<int, kPageClasses> fixed{-1, -1, -1, -1};  // user's tier index per class, -1 = model
     cost::Params params = cost::Params::defaults();
     bool compress = false;               // zstd frames for parts on file: tiers
+    bool layout = true;                  // image-order layout files for RO on byte-addressable tiers
     uint32_t frame_bytes = kDefaultFrameBytes;
     int zstd_level = 1;
 };
@@ -143,6 +153,7 @@ struct PartOutcome {
     std::string path;
     bool reused = false;  // an identical part file was already there
     uint64_t raw_bytes = 0, stored_bytes = 0;
+    std::string layout_path;  // the image-order layout written beside it, if any
 };
 
 struct PlaceResult {

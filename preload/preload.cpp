@@ -11,17 +11,23 @@
 //   SNAPRESTORE_IMAGE=DEV:INO the image's identity (decimal st_dev, st_ino)
 //   SNAPRESTORE_REPORT=FILE   where the JSON report goes (after the plan is applied, and at exit)
 //   SNAPRESTORE_LIB=PATH      this library's path, to strip from LD_PRELOAD
-//   SNAPRESTORE_UFFD=SOCKET   uffd mode (snap-restore --exec --record): instead of laying the
-//                             plan, the image mapping becomes anonymous memory registered
-//                             with a userfaultfd (MISSING, plus WP when the kernel has it),
-//                             handed to snap-restore on SOCKET exactly as Firecracker hands
+//   SNAPRESTORE_UFFD=SOCKET   for plans served over userfaultfd (plan.demand: reap, tiered,
+//                             and --record): the image mapping is replaced by the plan's base
+//                             (one MAP_PRIVATE mapping of a layout file, or anonymous memory),
+//                             registered with a userfaultfd (MISSING; WP too when recording)
+//                             and handed to snap-restore on SOCKET exactly as Firecracker hands
 //                             its userfaultfd to a UFFD handler (one JSON array of regions +
-//                             the descriptor as SCM_RIGHTS). snap-restore then serves every
-//                             fault from the placed artifact and records it. Only one
-//                             mapping of the image is supported in this mode.
+//                             the descriptor as SCM_RIGHTS). snap-restore installs the eager
+//                             pages and answers with one byte; only then does mmap() return,
+//                             so the VMM cannot run the guest before its hot pages are there.
+//                             snap-restore then serves every other first touch. A thread
+//                             here watches the socket: if snap-restore dies, the VMM is
+//                             stopped (exit 1) rather than left hanging on a fault nobody
+//                             serves. Only one mapping of the image is supported in this mode.
 // Errors print one line "snap-restore: error: …" and end the VMM with exit code 1: a VMM
 // must not run a guest on wrong memory.
 #include "common/restore/plan.hpp"
+#include "common/uffd/wire.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -64,6 +70,7 @@ struct State {
     ino_t ino = 0;
     std::string report_path;
     std::string uffd_socket;  // uffd mode: where snap-restore's fault server listens
+    bool record = false;      // snap-restore --record: register write-protect too
     MappingPlan plan;
     std::mutex mu;
     nlohmann::json report = nlohmann::json::object();
@@ -294,87 +301,100 @@ void apply(char* base, size_t len, off_t off, int prot, int flags, int image_fd)
     start_background(base, first, npages, plan.drain, true);
 }
 
-// uffd mode: replace the VMM's mapping [base, base+len) of image bytes [off, …) with anonymous
-// memory, register it with a new userfaultfd and hand the descriptor to snap-restore the way
-// Firecracker does. From then on every first touch (the VMM's, or KVM's through GUP) is a
-// fault that snap-restore resolves with the page's bytes. The descriptor stays open here too:
-// if snap-restore dies, the VMM blocks on its next fault instead of reading zeros (and
-// snap-restore kills it first when it can).
-void apply_uffd(char* base, size_t len, off_t off, int prot, int flags) {
-    const uint64_t ps = g->plan.page_size;
-    const uint64_t t0 = now_ns();
-    if (off % ps || len % ps) die("the VMM maps the image at an offset or length that is not page aligned");
-    if (g->mapped_count > 0) die("the VMM maps the image a second time: recording (--record) handles one mapping of the image");
-    void* r = real_mmap(base, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | (flags & MAP_NORESERVE), -1, 0);
-    if (r == MAP_FAILED) die(errno_text("mmap anonymous", errno));
-    int ufd = int(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
-    if (ufd < 0) die(errno_text("userfaultfd", errno) + " (root, or vm.unprivileged_userfaultfd=1)");
-    uffdio_api api{};
-    api.api = UFFD_API;
-    // EVENT_REMOVE as Firecracker asks; THREAD_ID so that snap-restore can tell the VMM's own
-    // faults from those KVM's async page-fault workers take on its behalf (always "write").
-    api.features = UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_THREAD_ID;
-    if (ioctl(ufd, UFFDIO_API, &api) != 0) die(errno_text("UFFDIO_API", errno));
-    uffdio_register reg{};
-    reg.range.start = reinterpret_cast<uintptr_t>(base);
-    reg.range.len = len;
-    reg.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP;
-    bool wp = true;
-    if (ioctl(ufd, UFFDIO_REGISTER, &reg) != 0) {
-        wp = false;
-        reg.mode = UFFDIO_REGISTER_MODE_MISSING;
-        if (ioctl(ufd, UFFDIO_REGISTER, &reg) != 0) die(errno_text("UFFDIO_REGISTER", errno));
+// The socket to snap-restore's fault server, watched: its end means the server is gone, and
+// a guest whose memory nobody serves must not run on (it would hang, or worse).
+void* watch_server(void* arg) {
+    const int sock = static_cast<int>(reinterpret_cast<intptr_t>(arg));
+    for (;;) {
+        char b;
+        ssize_t n = ::recv(sock, &b, 1, 0);
+        if (n > 0) continue;
+        if (n < 0 && errno == EINTR) continue;
+        die("the fault server (snap-restore) is gone: stopping the VMM, whose guest memory nobody serves");
     }
-    // Firecracker's handshake: connect, one JSON array + the descriptor, nothing else.
-    int s = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (s < 0) die(errno_text("socket", errno));
-    sockaddr_un sa{};
-    sa.sun_family = AF_UNIX;
-    if (g->uffd_socket.size() >= sizeof sa.sun_path) die("SNAPRESTORE_UFFD: socket path too long");
-    std::memcpy(sa.sun_path, g->uffd_socket.c_str(), g->uffd_socket.size() + 1);
-    if (::connect(s, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) die(errno_text("connect " + g->uffd_socket, errno));
+    return nullptr;
+}
+
+// userfaultfd mode: replace the VMM's mapping [base, base+len) of image bytes [off, …) with the
+// plan's base, register it with a new userfaultfd and hand the descriptor to snap-restore the
+// way Firecracker does; wait until snap-restore has installed the eager pages. From then on
+// every first touch of a page the base does not hold (the VMM's, or KVM's through GUP) is a
+// fault that snap-restore resolves with the page's bytes.
+void apply_uffd(char* base, size_t len, off_t off, int prot, int flags) {
+    const MappingPlan& plan = g->plan;
+    const uint64_t ps = plan.page_size;
+    const uint64_t t0 = now_ns();
+    const bool record = g->record;
+    if (off % ps || len % ps) die("the VMM maps the image at an offset or length that is not page aligned");
+    if (g->mapped_count > 0)
+        die("the VMM maps the image a second time: userfaultfd restores (reap, tiered, --record) handle one mapping of the image");
+    const int keep = flags & MAP_NORESERVE;
+    void* r;
+    if (plan.base == snap::restore::Base::file) {
+        const std::string& path = plan.files[plan.base_file].path;
+        int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) die(errno_text(path, errno));
+        r = real_mmap(base, len, prot, MAP_PRIVATE | MAP_FIXED | keep, fd, off);
+        ::close(fd);
+        if (r == MAP_FAILED) die(errno_text("mmap " + path, errno));
+    } else {
+        r = real_mmap(base, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | keep, -1, 0);
+        if (r == MAP_FAILED) die(errno_text("mmap anonymous", errno));
+    }
+    const uint64_t t_map = now_ns();
+    int ufd = snap::uffd::wire::open_userfaultfd(true);
+    if (ufd < 0) die(errno_text("userfaultfd", -ufd) + " (root, or vm.unprivileged_userfaultfd=1)");
+    // EVENT_REMOVE as Firecracker asks; THREAD_ID (recording) so that snap-restore can tell the
+    // VMM's own faults from those KVM's async page-fault workers take on its behalf.
+    uint64_t granted = 0;
+    if (int rc = snap::uffd::wire::api(ufd, UFFD_FEATURE_EVENT_REMOVE | (record ? UFFD_FEATURE_THREAD_ID : 0), &granted); rc != 0)
+        die(errno_text("UFFDIO_API", -rc));
+    const uint64_t addr = reinterpret_cast<uintptr_t>(base);
+    bool wp = false;
+    if (record && snap::uffd::wire::register_range(ufd, addr, len, UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP, nullptr) == 0)
+        wp = true;
+    else if (int rc = snap::uffd::wire::register_range(ufd, addr, len, UFFDIO_REGISTER_MODE_MISSING, nullptr); rc != 0)
+        die(errno_text(plan.base == snap::restore::Base::file ? "UFFDIO_REGISTER over " + plan.files[plan.base_file].path
+                                                              : std::string("UFFDIO_REGISTER"),
+                       -rc));
+    // Firecracker's handshake: connect, one JSON array + the descriptor.
     nlohmann::json regions = nlohmann::json::array();
-    regions.push_back({{"base_host_virt_addr", uint64_t(reinterpret_cast<uintptr_t>(base))},
-                       {"size", uint64_t(len)},
-                       {"offset", uint64_t(off)},
-                       {"page_size", ps}});
-    const std::string text = regions.dump();
-    iovec iov{const_cast<char*>(text.data()), text.size()};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &ufd, sizeof ufd);
-    ssize_t n;
-    do n = ::sendmsg(s, &msg, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    if (n < 0) die(errno_text("sendmsg " + g->uffd_socket, errno));
-    if (size_t(n) < text.size()) write_all(s, text.data() + n, text.size() - size_t(n));
-    ::close(s);
+    regions.push_back({{"base_host_virt_addr", uint64_t(addr)}, {"size", uint64_t(len)}, {"offset", uint64_t(off)}, {"page_size", ps}});
+    const int sock = snap::uffd::wire::send_handshake(g->uffd_socket, regions.dump(), ufd);
+    if (sock < 0) die(errno_text("connect " + g->uffd_socket, -sock));
+    const uint64_t t_sent = now_ns();
+    if (int rc = snap::uffd::wire::wait_ready(sock); rc != 0)
+        die(rc == -EPIPE ? "snap-restore closed the fault server before the eager installs were done"
+                         : errno_text("wait for snap-restore", -rc));
     const uint64_t t1 = now_ns();
+    pthread_t th;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&th, &attr, watch_server, reinterpret_cast<void*>(intptr_t(sock))) != 0) die("cannot start the watcher thread");
+    pthread_attr_destroy(&attr);
+    // The descriptor stays open here too: the VMM's faults wait on it, not read zeros.
     {
         std::lock_guard<std::mutex> lk(g->mu);
         nlohmann::json& rep = g->report;
         rep["image_mapped"] = true;
         rep["mapped_count"] = ++g->mapped_count;
-        char addr[32];
-        std::snprintf(addr, sizeof addr, "0x%llx", static_cast<unsigned long long>(reinterpret_cast<uintptr_t>(base)));
-        rep["mapping"] = {{"address", addr}, {"bytes", len}, {"offset", off}, {"shared", false}};
+        char a[32];
+        std::snprintf(a, sizeof a, "0x%llx", static_cast<unsigned long long>(addr));
+        rep["mapping"] = {{"address", a}, {"bytes", len}, {"offset", off}, {"shared", false}};
         rep["uffd"] = {{"socket", g->uffd_socket}, {"write_protect", wp}};
+        rep["base"] = snap::restore::base_name(plan.base);
         rep["ops_applied"] = 0;
         rep["bytes_copied"] = 0;
         rep["mappings_before"] = 0;
         rep["mappings_after"] = 0;
-        rep["phases_ns"] = {{"uffd", t1 - t0}, {"total", t1 - t0}};
+        rep["phases_ns"] = {{"map", t_map - t0}, {"uffd", t_sent - t_map}, {"eager", t1 - t_sent}, {"total", t1 - t0}};
         rep["ready_ns"] = t1 - g->start_ns;
     }
     write_report();
+    const uint64_t npages = len / ps, first = uint64_t(off) / ps;
+    start_background(base, first, npages, plan.prefetch, false);
+    start_background(base, first, npages, plan.drain, true);
 }
 
 bool is_image(int fd) {
@@ -389,6 +409,7 @@ void strip_env(const char* lib) {
     ::unsetenv("SNAPRESTORE_REPORT");
     ::unsetenv("SNAPRESTORE_LIB");
     ::unsetenv("SNAPRESTORE_UFFD");
+    ::unsetenv("SNAPRESTORE_RECORD");
     const char* pre = std::getenv("LD_PRELOAD");
     if (!pre || !lib || !*lib) return;
     std::string in = pre, out, tok;
@@ -416,6 +437,7 @@ __attribute__((constructor)) void snaprestore_init() {
     const char* report = std::getenv("SNAPRESTORE_REPORT");
     if (report) g->report_path = report;
     if (const char* u = std::getenv("SNAPRESTORE_UFFD")) g->uffd_socket = u;
+    g->record = std::getenv("SNAPRESTORE_RECORD") != nullptr;
     std::string lib = std::getenv("SNAPRESTORE_LIB") ? std::getenv("SNAPRESTORE_LIB") : "";
     strip_env(lib.c_str());
     unsigned long long dev = 0, ino = 0;
@@ -439,6 +461,7 @@ __attribute__((constructor)) void snaprestore_init() {
     } catch (const std::exception& e) {
         die(e.what());
     }
+    if (g->plan.demand && g->uffd_socket.empty()) die("the plan is served over userfaultfd but SNAPRESTORE_UFFD is not set");
     g->report = {{"pid", getpid()}, {"strategy", snap::restore::strategy_name(g->plan.strategy)}, {"image_mapped", false},
                  {"mapped_count", 0}, {"plan_mappings", g->plan.mappings}};
     g->active = true;
@@ -461,7 +484,7 @@ void* interpose_mmap(void* addr, size_t len, int prot, int flags, int fd, off_t 
     void* p = real_mmap(addr, len, prot, flags, fd, off);
     if (p != MAP_FAILED) {
         try {
-            if (!g->uffd_socket.empty()) apply_uffd(static_cast<char*>(p), len, off, prot, flags);
+            if (g->plan.demand) apply_uffd(static_cast<char*>(p), len, off, prot, flags);
             else apply(static_cast<char*>(p), len, off, prot, flags, fd);
         } catch (const std::exception& e) {
             die(e.what());

@@ -42,6 +42,17 @@ const char* mechanism_name(Mechanism m) {
     case Mechanism::anon: return "anon";
     case Mechanism::copy: return "copy";
     case Mechanism::map: return "map";
+    case Mechanism::install: return "install";
+    case Mechanism::demand: return "demand";
+    }
+    return "?";
+}
+
+const char* base_name(Base b) {
+    switch (b) {
+    case Base::image: return "image";
+    case Base::file: return "file";
+    case Base::anon: return "anon";
     }
     return "?";
 }
@@ -93,6 +104,27 @@ PageFacts page_facts(const SplitPlan& split, std::span<const PartRef> parts, std
     return f;
 }
 
+// Extents of RW and/or RO in first-touch order of their first touched page (untouched
+// extents last, in address order).
+std::vector<PageSpan> extents_by_first_touch(const SplitPlan& split, bool rw, bool ro) {
+    const uint64_t n = split.image.pages();
+    std::vector<uint32_t> rank(n, std::numeric_limits<uint32_t>::max());
+    for (const auto& o : split.order)
+        if (o.page < n) rank[o.page] = std::min(rank[o.page], o.rank);
+    struct R { uint32_t rank; uint64_t first, pages; };
+    std::vector<R> hot;
+    for (const auto& e : split.extents) {
+        if (!((rw && e.cls == PageClass::rw) || (ro && e.cls == PageClass::ro))) continue;
+        uint32_t r = std::numeric_limits<uint32_t>::max();
+        for (uint64_t i = 0; i < e.pages && e.image_page + i < n; ++i) r = std::min(r, rank[e.image_page + i]);
+        hot.push_back({r, e.image_page, e.pages});
+    }
+    std::stable_sort(hot.begin(), hot.end(), [](const R& a, const R& b) { return a.rank < b.rank; });
+    std::vector<PageSpan> out;
+    for (const auto& h : hot) out.push_back({h.first, h.pages});
+    return out;
+}
+
 struct Seg {
     OpKind kind;
     uint64_t first, pages;
@@ -117,9 +149,6 @@ std::vector<Seg> desired_segments(const SplitPlan& split, Strategy s, const std:
         const PartRef* pr = part_for(e.cls);
         uint64_t off = pr ? pr->offset + e.data_page * uint64_t(ps) : 0;
         switch (s) {
-        case Strategy::reap:
-            if (hot) segs.push_back({OpKind::copy, e.image_page, e.pages});
-            break;
         case Strategy::faasnap:
             if (hot) {
                 if (file != kNoFile) segs.push_back({OpKind::map, e.image_page, e.pages, file, off});
@@ -181,6 +210,8 @@ std::vector<Seg> merge_maps(const std::vector<Seg>& in, uint32_t ps) {
     return out;
 }
 
+void set_hot_lists(MappingPlan& plan, const SplitPlan& split, const std::vector<PageClass>& cls);
+
 MappingPlan finalize(const SplitPlan& split, const PageFacts& f, std::vector<Seg> segs, MappingPlan plan) {
     const uint32_t ps = plan.page_size;
     plan.ops.clear();
@@ -225,23 +256,78 @@ MappingPlan finalize(const SplitPlan& split, const PageFacts& f, std::vector<Seg
     for (uint64_t p = 0; p < plan.image_pages; ++p)
         ++plan.pages[static_cast<int>(f.cls[p])][static_cast<int>(mech[p])];
 
-    // Prefetch (faasnap): hot extents not copied, in first-touch order of their first touched page.
+    // Prefetch (faasnap): hot extents, in first-touch order of their first touched page.
+    set_hot_lists(plan, split, f.cls);
     plan.prefetch.clear();
     plan.drain.clear();
-    if (plan.strategy == Strategy::faasnap) {
-        std::vector<uint32_t> rank(plan.image_pages, std::numeric_limits<uint32_t>::max());
-        for (const auto& o : split.order)
-            if (o.page < plan.image_pages) rank[o.page] = std::min(rank[o.page], o.rank);
-        struct R { uint32_t rank; uint64_t first, pages; };
-        std::vector<R> hot;
-        for (const auto& e : split.extents) {
-            if (e.cls != PageClass::rw && e.cls != PageClass::ro) continue;
-            uint32_t r = std::numeric_limits<uint32_t>::max();
-            for (uint64_t i = 0; i < e.pages && e.image_page + i < plan.image_pages; ++i) r = std::min(r, rank[e.image_page + i]);
-            hot.push_back({r, e.image_page, e.pages});
+    if (plan.strategy == Strategy::faasnap) plan.prefetch = plan.in_place;
+    plan.mappings = count_mappings(plan);
+    return plan;
+}
+
+// The one definition of each strategy's hot pages, whatever the front-end: `eager`, made
+// present before the guest runs (installed over userfaultfd, or copied by the preload in a
+// layered plan), and `in_place`, mapped where they lie (installed by --serve after eager).
+void set_hot_lists(MappingPlan& plan, const SplitPlan& split, const std::vector<PageClass>& cls) {
+    const uint64_t n = plan.image_pages;
+    plan.eager.clear();
+    plan.in_place.clear();
+    std::vector<bool> seen(n, false);
+    auto eager = [&](uint64_t first, uint64_t pages) {
+        for (uint64_t p = first; p < first + pages && p < n; ++p) {
+            if (seen[p]) continue;
+            seen[p] = true;
+            auto& v = plan.eager;
+            if (!v.empty() && v.back().first_page + v.back().pages == p) ++v.back().pages;
+            else v.push_back({p, 1});
         }
-        std::stable_sort(hot.begin(), hot.end(), [](const R& a, const R& b) { return a.rank < b.rank; });
-        for (const auto& h : hot) plan.prefetch.push_back({h.first, h.pages});
+    };
+    switch (plan.strategy) {
+    case Strategy::vanilla: break;
+    case Strategy::reap:
+        // REAP's working set: every touched page, zero ones included, in first-touch order.
+        for (const auto& o : split.order) eager(o.page, 1);
+        break;
+    case Strategy::faasnap:
+        // The loading set, mapped from its compact part (zero pages are anonymous memory).
+        plan.in_place = extents_by_first_touch(split, true, true);
+        break;
+    case Strategy::tiered:
+        // RW into private DRAM, then the touched ZERO pages; RO in place.
+        for (const auto& sp : extents_by_first_touch(split, true, false)) eager(sp.first_page, sp.pages);
+        for (const auto& o : split.order)
+            if (o.page < n && cls[o.page] == PageClass::zero) eager(o.page, 1);
+        plan.in_place = extents_by_first_touch(split, false, true);
+        break;
+    }
+}
+
+// The userfaultfd schedules (reap, and tiered with a layout file): no ops, a base mapping,
+// eager installs before the guest runs, everything else on demand.
+MappingPlan uffd_plan(const SplitPlan& split, const PageFacts& f, MappingPlan plan, const std::string& layout_path) {
+    const uint64_t n = plan.image_pages;
+    plan.demand = true;
+    plan.ops.clear();
+    plan.pieces.clear();
+    plan.prefetch.clear();
+    set_hot_lists(plan, split, f.cls);
+    std::vector<Mechanism> mech(n, Mechanism::demand);
+    for (const auto& sp : plan.eager)
+        for (uint64_t p = sp.first_page; p < sp.end_page() && p < n; ++p) mech[p] = Mechanism::install;
+    // The layout file holds the RO pages at their image offsets (tiered); its holes fault to
+    // the server: ZERO and COLD on demand. Without RO pages, anonymous memory underneath.
+    plan.base = layout_path.empty() ? Base::anon : Base::file;
+    if (!layout_path.empty()) {
+        plan.base_file = static_cast<int32_t>(plan.files.size());
+        plan.files.push_back({layout_path});
+        for (const auto& sp : plan.in_place)
+            for (uint64_t p = sp.first_page; p < sp.end_page() && p < n; ++p) mech[p] = Mechanism::map;
+    }
+    plan.copy_bytes = 0;
+    for (auto& row : plan.pages) row.fill(0);
+    for (uint64_t p = 0; p < n; ++p) {
+        if (mech[p] == Mechanism::install && f.cls[p] != PageClass::zero) plan.copy_bytes += plan.page_size;
+        ++plan.pages[static_cast<int>(f.cls[p])][static_cast<int>(mech[p])];
     }
     plan.mappings = count_mappings(plan);
     return plan;
@@ -268,6 +354,23 @@ MappingPlan build_plan(const SplitPlan& split, std::span<const PartRef> parts, c
         // vanilla never reads a part: keep only the image in the file table
         plan.files.resize(1);
         plan.notes.clear();
+    }
+    if (opt.strategy == Strategy::reap || (opt.strategy == Strategy::tiered && opt.uffd)) {
+        std::string layout;
+        if (opt.strategy == Strategy::tiered && ro) layout = ro->layout_path;
+        if (opt.strategy == Strategy::reap || !ro || !layout.empty()) {
+            // Parts are read by the fault server, not by the preload: keep only the image here.
+            plan.files.resize(1);
+            plan.notes.clear();
+            plan.gap_pages = 0;
+            plan = uffd_plan(split, facts, std::move(plan), layout);
+            if (opt.strategy == Strategy::tiered && opt.drain_cold)
+                for (const auto& e : split.extents)
+                    if (e.cls == PageClass::cold) plan.drain.push_back({e.image_page, e.pages});
+            return plan;
+        }
+        plan.notes.push_back("the ro part has no image-order layout file on tmpfs or hugetlbfs (snap-place writes one for "
+                             "byte-addressable tiers): one mapping per RO run");
     }
     std::vector<Seg> desired = desired_segments(split, opt.strategy, part_file, ro, rw, cold, plan.page_size);
     uint64_t gap = opt.gap_pages, map_min = 0;
@@ -308,6 +411,7 @@ uint64_t count_mappings(const MappingPlan& plan) {
         segs.push_back(k);
     };
     uint64_t at = 0;
+    if (plan.base != Base::image) return 1;  // one base mapping; uffd plans lay no ops
     for (const auto& op : plan.ops) {
         if (op.first_page > at) add({false, kImageFile, at * ps, op.first_page - at});
         if (anon_backed(op.kind)) add({true, kNoFile, 0, op.pages});
@@ -318,9 +422,33 @@ uint64_t count_mappings(const MappingPlan& plan) {
     return segs.size();
 }
 
+std::vector<PageSpan> serve_installs(const MappingPlan& plan) {
+    std::vector<PageSpan> out;
+    std::vector<bool> seen(plan.image_pages, false);
+    for (const auto* v : {&plan.eager, &plan.in_place})
+        for (const auto& sp : *v)
+            for (uint64_t p = sp.first_page; p < sp.first_page + sp.pages && p < plan.image_pages; ++p) {
+                if (seen[p]) continue;
+                seen[p] = true;
+                if (!out.empty() && out.back().first_page + out.back().pages == p) ++out.back().pages;
+                else out.push_back({p, 1});
+            }
+    return out;
+}
+
 std::vector<PageOrigin> page_origins(const MappingPlan& plan) {
     const uint64_t ps = plan.page_size;
     std::vector<PageOrigin> o(plan.image_pages);
+    if (plan.base != Base::image) {
+        // uffd plans: the layout file holds its pages at their image offsets (holes are
+        // served); everything else comes from the fault server.
+        for (uint64_t p = 0; p < plan.image_pages; ++p) o[p] = {kDemand, 0};
+        if (plan.base == Base::file)
+            for (const auto& sp : plan.in_place)
+                for (uint64_t i = 0; i < sp.pages && sp.first_page + i < plan.image_pages; ++i)
+                    o[sp.first_page + i] = {plan.base_file, (sp.first_page + i) * ps};
+        return o;
+    }
     for (uint64_t p = 0; p < plan.image_pages; ++p) o[p] = {kImageFile, p * ps};
     for (const auto& op : plan.ops) {
         for (uint64_t i = 0; i < op.pages && op.first_page + i < plan.image_pages; ++i) {
@@ -344,6 +472,8 @@ nlohmann::json MappingPlan::to_json() const {
     j["page_size"] = page_size;
     j["image_pages"] = image_pages;
     j["gap_pages"] = gap_pages;
+    j["base"] = base_name(base);
+    j["demand"] = demand;
     j["mappings"] = mappings;
     std::array<uint64_t, 4> by_kind{};
     for (const auto& op : ops) ++by_kind[static_cast<int>(op.kind)];
@@ -357,11 +487,16 @@ nlohmann::json MappingPlan::to_json() const {
         cls[cls_name(static_cast<PageClass>(c))] = m;
     }
     j["pages"] = cls;
-    uint64_t pf = 0, dr = 0;
-    for (const auto& s : prefetch) pf += s.pages;
-    for (const auto& s : drain) dr += s.pages;
-    j["prefetch_pages"] = pf;
-    j["drain_pages"] = dr;
+    auto total = [](const std::vector<PageSpan>& v) {
+        uint64_t t = 0;
+        for (const auto& s : v) t += s.pages;
+        return t;
+    };
+    j["eager_pages"] = total(eager);
+    j["eager_spans"] = eager.size();
+    j["in_place_pages"] = total(in_place);
+    j["prefetch_pages"] = total(prefetch);
+    j["drain_pages"] = total(drain);
     nlohmann::json files_j = nlohmann::json::array();
     for (const auto& f : files) files_j.push_back(f.path);
     j["files"] = files_j;
@@ -372,7 +507,7 @@ nlohmann::json MappingPlan::to_json() const {
 // ---------------------------------------------------------------- encode / decode
 
 namespace {
-constexpr char kMagic[8] = {'S', 'N', 'R', 'P', 'L', 'A', 'N', '1'};
+constexpr char kMagic[8] = {'S', 'N', 'R', 'P', 'L', 'A', 'N', '2'};
 
 struct Out {
     std::vector<std::byte> b;
@@ -421,6 +556,9 @@ std::vector<std::byte> encode(const MappingPlan& p) {
     o.u64(p.copy_bytes);
     o.u64(p.files.size());
     for (const auto& f : p.files) o.str(f.path);
+    o.u64(static_cast<uint64_t>(p.base));
+    o.u64(static_cast<uint64_t>(static_cast<int64_t>(p.base_file)));
+    o.u64(p.demand ? 1 : 0);
     o.u64(p.ops.size());
     for (const auto& op : p.ops) {
         o.u64(static_cast<uint64_t>(op.kind));
@@ -438,7 +576,7 @@ std::vector<std::byte> encode(const MappingPlan& p) {
         o.u64(static_cast<uint64_t>(static_cast<int64_t>(c.file)));
         o.u64(c.file_offset);
     }
-    for (const auto* v : {&p.prefetch, &p.drain}) {
+    for (const auto* v : {&p.eager, &p.in_place, &p.prefetch, &p.drain}) {
         o.u64(v->size());
         for (const auto& s : *v) {
             o.u64(s.first_page);
@@ -473,6 +611,15 @@ MappingPlan decode(std::span<const std::byte> bytes, const std::string& name) {
     auto file_ok = [&](int64_t f, bool allow_none) {
         return (allow_none && f == kNoFile) || (f >= 0 && static_cast<uint64_t>(f) < nf);
     };
+    uint64_t base = in.u64();
+    if (base > 2) throw BadInput(name, "restore plan: unknown base " + std::to_string(base));
+    p.base = static_cast<Base>(base);
+    p.base_file = static_cast<int32_t>(static_cast<int64_t>(in.u64()));
+    if ((p.base == Base::file) != file_ok(p.base_file, false) || (p.base != Base::file && p.base_file != kNoFile))
+        throw BadInput(name, "restore plan: bad base file");
+    uint64_t demand = in.u64();
+    if (demand > 1) throw BadInput(name, "restore plan: bad demand flag");
+    p.demand = demand == 1;
     uint64_t nops = in.count(56);
     uint64_t prev_end = 0;
     for (uint64_t i = 0; i < nops; ++i) {
@@ -512,7 +659,7 @@ MappingPlan decode(std::span<const std::byte> bytes, const std::string& name) {
                 throw BadInput(name, "restore plan: a copy piece lies outside its op");
         }
     }
-    for (auto* v : {&p.prefetch, &p.drain}) {
+    for (auto* v : {&p.eager, &p.in_place, &p.prefetch, &p.drain}) {
         uint64_t n = in.count(16);
         for (uint64_t i = 0; i < n; ++i) {
             PageSpan sp{in.u64(), in.u64()};

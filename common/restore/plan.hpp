@@ -1,23 +1,41 @@
-// The mapping plan: how a restore strategy lays the guest's memory over the VMM's private
-// mapping of the image (DESIGN.md §4). Shared by the preload (which applies it inside the
-// VMM), snap-restore (which builds, checks and hands it over) and the tests.
+// The restore schedule: each strategy defined once (DESIGN.md §4) — which pages come from
+// where, eagerly or on demand, in what order — as pure data that every front-end applies:
+// the preload inside the VMM (--exec), snap-restore's fault server (--exec and --serve), and
+// the tests. build_plan() is the one definition; a front-end only knows how to put bytes into
+// its VMM.
 //
-// The bottom layer is always the VMM's own MAP_PRIVATE mapping of the image: it is correct
-// for every page, so any page the plan does not cover — or gives up on to save mappings —
-// still reads right. On top of it, in address order and never overlapping, the plan puts:
-//   anon  anonymous memory (MAP_FIXED): the range reads zero, costs nothing until written;
-//   copy  anonymous memory filled eagerly from pieces (a part file, the image, or nothing for
-//         zero pages) before the VMM runs the guest;
-//   map   a MAP_PRIVATE mapping of a part file at the op's file offset (in place, no copy;
-//         a write makes a private copy; the part file is never written).
-// Every op is one mapping; the kernel splits the image mapping around it. vm.max_map_count
-// bounds the total, so ops are merged across small gaps (a gap inside a copy op is copied;
-// small zero runs and small map runs fall back to the image, which holds those bytes too).
+// A schedule has up to four layers, applied in this order over the VMM's private mapping of
+// the image (--exec):
+//   base   what replaces that mapping first: the image itself (kept), one MAP_PRIVATE mapping
+//          of a layout file (a sparse file holding pages at their image offsets, holes
+//          elsewhere: tiered maps every RO page in place with it), or anonymous memory;
+//   ops    layered mappings on top, in address order, never overlapping (faasnap, and tiered
+//          when no layout file can be used):
+//            anon  anonymous memory (MAP_FIXED): the range reads zero, costs nothing until written;
+//            copy  anonymous memory filled eagerly from pieces (a part file, the image, or
+//                  nothing for zero pages) before the VMM runs the guest;
+//            map   a MAP_PRIVATE mapping of a part file at the op's file offset (in place, no
+//                  copy; a write makes a private copy; the part file is never written);
+//          every op is one mapping and vm.max_map_count bounds the total, so ops are merged
+//          across small gaps (a gap inside a copy op is copied; small zero runs and small map
+//          runs fall back to the image underneath, which holds those bytes too);
+//   eager  page spans installed with userfaultfd (UFFDIO_COPY / UFFDIO_ZEROPAGE, batched, one
+//          wake) by snap-restore before the guest may run, in this order (reap's working set,
+//          tiered's RW pages);
+//   demand with `demand`, a userfaultfd covers the whole mapping: every page the base and the
+//          eager spans do not hold is served on its first touch by snap-restore from the parts
+//          (COLD from its tier, zeros for ZERO pages).
+// Background spans (prefetch: faasnap's concurrent paging in first-touch order; drain: tiered
+// --drain-cold) are pulled in behind the VMM's back.
 //
-// The plan is pure data: build_plan() needs the split's plan and a description of the
-// parts, not the files, so it is tested on fixtures. encode()/decode() are the hand-over to
-// the preload (a private, versioned byte format; not an artifact).
+// --serve (Firecracker: guest memory is anonymous memory the VMM owns, already registered)
+// cannot map anything in place: it installs `eager` and then `in_place` (the pages exec maps
+// in place, first-touch order) — serve_installs() — and serves the rest on demand.
+//
+// encode()/decode() are the hand-over to the preload (a private, versioned byte format; not
+// an artifact).
 #pragma once
+#include "common/pagerange.hpp"
 #include "common/split.hpp"
 
 #include <nlohmann/json.hpp>
@@ -39,9 +57,15 @@ std::optional<Strategy> strategy_from_name(std::string_view name);
 enum class OpKind : uint8_t { anon = 1, copy = 2, map = 3 };
 const char* op_name(OpKind k);
 
-// How a page ends up in memory (for the per-class report).
-enum class Mechanism : uint8_t { image = 0, anon = 1, copy = 2, map = 3 };
-constexpr int kMechanisms = 4;
+// How a page ends up in memory (for the per-class report): from the image mapping, anonymous,
+// copied by the preload, mapped from a part or layout file, installed eagerly over userfaultfd,
+// or served over userfaultfd on its first touch.
+enum class Mechanism : uint8_t { image = 0, anon = 1, copy = 2, map = 3, install = 4, demand = 5 };
+constexpr int kMechanisms = 6;
+
+// What replaces the VMM's mapping of the image before the ops are laid.
+enum class Base : uint8_t { image = 0, file = 1, anon = 2 };
+const char* base_name(Base b);
 const char* mechanism_name(Mechanism m);
 
 constexpr int32_t kImageFile = 0;  // files[0] is always the image
@@ -71,10 +95,7 @@ struct Op {
 
 // Image pages to pull in behind the VMM's back (faasnap prefetch in first-touch order;
 // tiered --drain-cold in address order).
-struct PageSpan {
-    uint64_t first_page = 0, pages = 0;
-    bool operator==(const PageSpan&) const = default;
-};
+using PageSpan = snap::PageRange;
 
 // A part as the builder needs it: which class, which file, where its bytes start, and
 // whether it can be mapped or read directly (uncompressed).
@@ -83,6 +104,9 @@ struct PartRef {
     std::string path;
     uint64_t offset = 0;
     bool raw = true;  // uncompressed: mappable and readable at offset + data_page × page size
+    // An image-order layout file of this part that the front-end can map and register with
+    // userfaultfd (on tmpfs or hugetlbfs); empty when there is none or it is unusable.
+    std::string layout_path;
 };
 
 struct BuildOptions {
@@ -90,6 +114,9 @@ struct BuildOptions {
     uint64_t gap_pages = 32;      // merge copy ops across image gaps below this; smaller zero/map runs stay on the image
     uint64_t max_mappings = 0;    // 0 = no limit; else grow the gap until the plan fits, or refuse
     bool drain_cold = false;      // tiered: pull COLD pages in after the hot phase
+    // tiered: the userfaultfd schedule over one mapping of the RO layout file (false: the
+    // layered mappings, one per run — kept to compare them in bench/restore).
+    bool uffd = true;
 };
 
 struct MappingPlan {
@@ -98,8 +125,13 @@ struct MappingPlan {
     uint64_t image_pages = 0;
     uint64_t gap_pages = 0;        // the gap the plan was finally built with
     std::vector<PlanFile> files;   // [0] = image
+    Base base = Base::image;
+    int32_t base_file = kNoFile;   // Base::file: the layout file (files[base_file]), mapped at image offsets
+    bool demand = false;           // a userfaultfd over the whole mapping; snap-restore serves what is missing
     std::vector<Op> ops;           // address order, disjoint
     std::vector<CopyPiece> pieces;
+    std::vector<PageSpan> eager;     // userfaultfd installs before the guest runs, in this order
+    std::vector<PageSpan> in_place;  // pages the base or a map op holds in place (first-touch order)
     std::vector<PageSpan> prefetch;  // concurrent, in this order (faasnap)
     std::vector<PageSpan> drain;     // after the hot phase (tiered --drain-cold)
     // pages[class][mechanism]: how each class's pages are served.
@@ -117,12 +149,18 @@ struct MappingPlan {
 MappingPlan build_plan(const SplitPlan& split, std::span<const PartRef> parts, const std::string& image_path,
                        const BuildOptions& opt);
 
+// What --serve installs right after the handshake: eager, then in_place (exec maps those in
+// place; Firecracker's anonymous memory cannot), each page once.
+std::vector<PageSpan> serve_installs(const MappingPlan& plan);
+
 // Mappings the ops produce over [0, image_pages): runs that the kernel merges (anonymous
 // next to anonymous, one file at contiguous offsets — the image included) count once.
 uint64_t count_mappings(const MappingPlan& plan);
 
 // Where page p's bytes come from once the plan is applied: file (kNoFile = zero) and byte
-// offset. With the image (file 0) underneath, every page has an answer.
+// offset. With the image (file 0) underneath, every page has an answer. Pages a uffd plan
+// installs or serves have no file origin here (kDemand): the fault server's source answers.
+constexpr int32_t kDemand = -2;
 struct PageOrigin {
     int32_t file = kNoFile;
     uint64_t offset = 0;

@@ -3,15 +3,36 @@
 
 #include "common/error.hpp"
 
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/mman.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 namespace snap::restore {
 
+namespace {
+// A file whose MAP_PRIVATE mapping userfaultfd can register (MISSING faults on its holes):
+// shmem (tmpfs, /dev/shm) and hugetlbfs. A DAX or block file system reads holes as zeros
+// without a fault, so a layout file there cannot serve ZERO and COLD on demand.
+bool uffd_mappable(const std::string& path) {
+    struct statfs fs {};
+    if (::statfs(path.c_str(), &fs) != 0) return false;
+    return fs.f_type == TMPFS_MAGIC || fs.f_type == HUGETLBFS_MAGIC;
+}
+}  // namespace
+
 std::vector<PartRef> part_refs(const placed::PlacedReader& r) {
     std::vector<PartRef> refs;
-    for (const auto& p : r.parts())
-        refs.push_back({p.cls, p.path, p.offset, p.compression == placed::Compression::none});
+    for (const auto& p : r.parts()) {
+        PartRef ref{p.cls, p.path, p.offset, p.compression == placed::Compression::none, {}};
+        if (!p.layout_path.empty() && uffd_mappable(p.layout_path)) ref.layout_path = p.layout_path;
+        refs.push_back(std::move(ref));
+    }
     return refs;
 }
 
@@ -40,6 +61,47 @@ PlacedSource::PlacedSource(const placed::PlacedReader& r) : size_(r.image().size
     if (at < pages) spans_.push_back({at, pages - at, -1, 0});
 }
 
+PlacedSource::~PlacedSource() {
+    for (auto& l : loaded_parts_)
+        if (l.data) ::munmap(l.data, l.bytes);
+}
+
+uint64_t PlacedSource::load_hot_parts() {
+    loaded_parts_.resize(parts_.size());
+    uint64_t total = 0;
+    for (size_t i = 0; i < parts_.size(); ++i) {
+        const placed::Part& part = parts_[i]->part();
+        if (part.cls == PageClass::cold || part.raw_bytes == 0 || loaded_parts_[i].data) continue;
+        void* m = ::mmap(nullptr, part.raw_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) throw_errno("mmap anonymous for " + part.path);
+        auto* dst = static_cast<std::byte*>(m);
+        if (part.compression != placed::Compression::none) {
+            parts_[i]->read(0, part.raw_bytes, dst);
+        } else {
+            int fd = ::open(part.path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);
+            if (fd < 0) fd = ::open(part.path.c_str(), O_RDONLY | O_CLOEXEC);  // tmpfs: no O_DIRECT
+            if (fd < 0) throw BadInput(part.path, std::string("cannot open part file: ") + std::strerror(errno));
+            uint64_t done = 0;
+            while (done < part.raw_bytes) {
+                ssize_t n = ::pread(fd, dst + done, part.raw_bytes - done, off_t(part.offset + done));
+                if (n < 0 && errno == EINTR) continue;
+                if (n <= 0) {
+                    int e = n < 0 ? errno : 0;
+                    ::close(fd);
+                    ::munmap(m, part.raw_bytes);
+                    throw BadInput(part.path, e ? std::string("read: ") + std::strerror(e) : "part file is truncated");
+                }
+                done += uint64_t(n);
+            }
+            ::close(fd);
+        }
+        loaded_parts_[i] = {dst, part.raw_bytes};
+        total += part.raw_bytes;
+    }
+    loaded_ += total;
+    return total;
+}
+
 uffd::Piece PlacedSource::read(uint64_t offset, uint64_t max_bytes, std::byte* scratch) {
     const uint64_t page = offset / page_size_;
     if (offset >= size_ || spans_.empty()) return {nullptr, max_bytes};
@@ -48,8 +110,9 @@ uffd::Piece PlacedSource::read(uint64_t offset, uint64_t max_bytes, std::byte* s
     const uint64_t into = page - s.first_page;
     const uint64_t bytes = std::min<uint64_t>(max_bytes, (s.pages - into) * page_size_);
     if (s.part < 0) return {nullptr, bytes};
-    placed::PartSource& src = *parts_[s.part];
     const uint64_t at = s.part_offset + into * page_size_;
+    if (size_t(s.part) < loaded_parts_.size() && loaded_parts_[s.part].data) return {loaded_parts_[s.part].data + at, bytes};
+    placed::PartSource& src = *parts_[s.part];
     auto mapped = src.mapped();
     if (!mapped.empty()) return {mapped.data() + at, bytes};
     src.read(at, bytes, scratch);

@@ -18,12 +18,24 @@ class PlacedSource : public uffd::PageSource {
 public:
     // Opens every part (BadInput naming a missing or short part file). r must outlive this.
     explicit PlacedSource(const placed::PlacedReader& r);
+    ~PlacedSource() override;
+    PlacedSource(const PlacedSource&) = delete;
+    PlacedSource& operator=(const PlacedSource&) = delete;
     uint64_t size_bytes() const override { return size_; }
     uint32_t page_size() const override { return page_size_; }
     uffd::Piece read(uint64_t offset, uint64_t max_bytes, std::byte* scratch) override;
     uint64_t bytes_decompressed() const { return decompressed_; }
+    // REAP's working-set fetch: read the RW and RO parts whole, sequentially (O_DIRECT where
+    // the file system takes it, so the page cache is neither used nor polluted), into private
+    // memory, and serve them from there from now on. Returns the bytes read.
+    uint64_t load_hot_parts();
+    uint64_t bytes_loaded() const { return loaded_; }
 
 private:
+    struct Loaded {
+        std::byte* data = nullptr;
+        uint64_t bytes = 0;
+    };
     struct Span {
         uint64_t first_page, pages;
         int part;             // index into parts_, -1 = zero
@@ -31,6 +43,8 @@ private:
     };
     std::vector<Span> spans_;  // image order, covering every page
     std::vector<std::unique_ptr<placed::PartSource>> parts_;
+    std::vector<Loaded> loaded_parts_;  // per part: its bytes in private memory (load_hot_parts)
+    uint64_t loaded_ = 0;
     uint64_t size_;
     uint32_t page_size_;
     uint64_t decompressed_ = 0;

@@ -1,5 +1,6 @@
 // Firecracker's UFFD backend protocol, handler side (see firecracker.hpp).
 #include "firecracker.hpp"
+#include "wire.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -174,12 +175,8 @@ FirecrackerPeer accept_firecracker(UnixListener& listener, int accept_timeout_ms
         throw ProtocolError("no connection on " + listener.path() + " within " + std::to_string(accept_timeout_ms) + " ms");
     int conn = ::accept4(listener.fd(), nullptr, nullptr, SOCK_CLOEXEC);
     if (conn < 0) throw_errno("accept on " + listener.path());
-    struct Closer {
-        int fd;
-        ~Closer() { ::close(fd); }
-    } closer{conn};
-
     FirecrackerPeer peer;
+    peer.conn = SocketFd(conn);  // closed with the peer (or on a throw below)
     ucred cred{};
     socklen_t len = sizeof cred;
     if (::getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
@@ -189,37 +186,16 @@ FirecrackerPeer accept_firecracker(UnixListener& listener, int accept_timeout_ms
     // The message may arrive in pieces (a stream socket); the descriptor rides on the first.
     int uffd = -1;
     std::string text;
-    std::array<char, 16384> buf{};
     for (;;) {
         if (!wait_readable(conn, message_timeout_ms)) {
             if (uffd >= 0) ::close(uffd);
             throw ProtocolError("no complete message within " + std::to_string(message_timeout_ms) + " ms");
         }
-        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 8)];
-        iovec iov{buf.data(), buf.size()};
-        msghdr msg{};
-        msg.msg_iov = &iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control;
-        msg.msg_controllen = sizeof control;
-        ssize_t n = ::recvmsg(conn, &msg, MSG_CMSG_CLOEXEC);
+        long n = wire::receive(conn, &text, &uffd, 16384);
         if (n < 0) {
-            if (errno == EINTR) continue;
-            int err = errno;
             if (uffd >= 0) ::close(uffd);
-            throw_errno("recvmsg", err);
+            throw_errno("recvmsg", int(-n));
         }
-        for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-            size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-            for (size_t k = 0; k < count; ++k) {
-                int fd;
-                std::memcpy(&fd, CMSG_DATA(c) + k * sizeof(int), sizeof fd);
-                if (uffd < 0) uffd = fd;
-                else ::close(fd);  // only one descriptor is part of the protocol
-            }
-        }
-        text.append(buf.data(), static_cast<size_t>(n));
         bool complete = nlohmann::json::accept(text);
         if (complete || n == 0) {
             if (!complete) {
@@ -254,10 +230,20 @@ nlohmann::json ServeResult::to_json() const {
     return j;
 }
 
-ServeResult serve_firecracker(const std::string& socket_path, PageSource& source, const ServeOptions& opt) {
-    UnixListener listener(socket_path);
-    if (opt.on_listening) opt.on_listening(socket_path);
-    FirecrackerPeer peer = accept_firecracker(listener, opt.accept_timeout_ms, opt.message_timeout_ms, opt.assumed_features);
+SocketFd::~SocketFd() {
+    if (fd_ >= 0) ::close(fd_);
+}
+
+SocketFd& SocketFd::operator=(SocketFd&& o) noexcept {
+    if (this != &o) {
+        if (fd_ >= 0) ::close(fd_);
+        fd_ = o.fd_;
+        o.fd_ = -1;
+    }
+    return *this;
+}
+
+ServeResult serve_peer(FirecrackerPeer peer, PageSource& source, const ServeOptions& opt) {
     ServeResult result;
     result.regions = peer.regions;
     result.peer_pid = peer.pid;
@@ -268,8 +254,11 @@ ServeResult serve_firecracker(const std::string& socket_path, PageSource& source
             int fd;
             ~Closer() { if (fd >= 0) ::close(fd); }
         } pidfd_closer{pidfd};
-        FaultServer server(std::move(peer.uffd), peer.regions, source, opt.server);
+        ServerOptions so = opt.server;
+        if (so.record && so.owner_pid == 0) so.owner_pid = peer.pid;
+        FaultServer server(std::move(peer.uffd), peer.regions, source, so);
         if (opt.server.record && opt.server.record_writes_wp) server.enable_wp();
+        if (!opt.present.empty()) server.mark_present(opt.present);
         if (opt.on_connected) {
             FirecrackerPeer view;
             view.regions = peer.regions;
@@ -279,6 +268,10 @@ ServeResult serve_firecracker(const std::string& socket_path, PageSource& source
             opt.on_connected(view, server);
         }
         if (!opt.eager.empty()) result.eager_pages = server.install(opt.eager);
+        if (opt.send_ready) {
+            int rc = wire::send_ready(peer.conn.fd());
+            if (rc != 0 && rc != -EPIPE) throw_errno("send ready to the VMM", -rc);
+        }
         for (;;) {
             std::array<int, 1> extra{pidfd};
             std::span<const int> fds = pidfd >= 0 ? std::span<const int>(extra) : std::span<const int>();
@@ -299,6 +292,13 @@ ServeResult serve_firecracker(const std::string& socket_path, PageSource& source
         throw;
     }
     return result;
+}
+
+ServeResult serve_firecracker(const std::string& socket_path, PageSource& source, const ServeOptions& opt) {
+    UnixListener listener(socket_path);
+    if (opt.on_listening) opt.on_listening(socket_path);
+    FirecrackerPeer peer = accept_firecracker(listener, opt.accept_timeout_ms, opt.message_timeout_ms, opt.assumed_features);
+    return serve_peer(std::move(peer), source, opt);
 }
 
 }  // namespace snap::uffd

@@ -50,7 +50,24 @@ private:
     int fd_ = -1;
 };
 
+// A socket descriptor, closed on destruction.
+class SocketFd {
+public:
+    SocketFd() = default;
+    explicit SocketFd(int fd) : fd_(fd) {}
+    ~SocketFd();
+    SocketFd(SocketFd&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+    SocketFd& operator=(SocketFd&& o) noexcept;
+    SocketFd(const SocketFd&) = delete;
+    SocketFd& operator=(const SocketFd&) = delete;
+    int fd() const { return fd_; }
+
+private:
+    int fd_ = -1;
+};
+
 struct FirecrackerPeer {
+    SocketFd conn;  // the connection, kept open while serving (its peer's end tells death)
     Userfaultfd uffd;
     std::vector<Region> regions;
     pid_t pid = 0;
@@ -68,6 +85,8 @@ struct ServeOptions {
     int accept_timeout_ms = 60000;         // Firecracker's docs ask for timeouts; <0 = forever
     int message_timeout_ms = 5000;
     std::vector<PageRange> eager;          // installed right after the handshake (REAP)
+    std::vector<PageRange> present;        // pages the VMM's mapping already holds in place (not served)
+    bool send_ready = false;               // after the eager installs, send snapkit's ready byte (the preload waits for it)
     bool kill_peer_on_error = true;        // SIGKILL the VMM if serving fails or we are signalled
     // What Firecracker negotiated (it asks for UFFD_FEATURE_EVENT_REMOVE for the balloon).
     uint64_t assumed_features = UFFD_FEATURE_EVENT_REMOVE;
@@ -85,6 +104,11 @@ struct ServeResult {
     LoadingSet recording;         // with server.record; image.fingerprint is 0: the caller sets it
     nlohmann::json to_json() const;
 };
+
+// The serve loop, for an accepted peer (Firecracker, or snapkit's preload inside any VMM):
+// eager installs, the ready byte if asked, then every fault until the peer exits. On any
+// error (and on SIGINT/SIGTERM/SIGHUP while serving) the peer is killed first.
+ServeResult serve_peer(FirecrackerPeer peer, PageSource& source, const ServeOptions& opt);
 
 // Listen on socket_path, accept Firecracker, serve its faults from source until it exits.
 // On any error (and on SIGINT/SIGTERM/SIGHUP while serving) the peer is killed first, so

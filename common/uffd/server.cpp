@@ -476,6 +476,18 @@ uint64_t FaultServer::install(std::span<const PageRange> ranges) {
     return stats_.eager_pages_copied + stats_.eager_pages_zeroed - before;
 }
 
+void FaultServer::mark_present(std::span<const PageRange> ranges) {
+    const uint64_t ps = source_.page_size();
+    for (const PageRange& pr : ranges)
+        for (const AddrRange& ar : map_.addresses_of(pr.first_page * ps, pr.pages * ps)) {
+            const int r = map_.find(ar.start);
+            const Region& R = map_.regions()[static_cast<size_t>(r)];
+            // Only whole region pages: a huge page partly in place is still served whole.
+            const uint64_t a0 = (ar.start + R.page_size - 1) / R.page_size * R.page_size;
+            for (uint64_t a = a0; a + R.page_size <= ar.start + ar.len; a += R.page_size) state(r, a) = kPresent;
+        }
+}
+
 LoadingSet FaultServer::loading_set(const ImageIdentity& image) const {
     LoadingSet ls;
     ls.image = image;

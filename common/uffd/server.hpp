@@ -12,6 +12,7 @@
 // userfaultfd allows it, so that a later write is seen too.
 #pragma once
 #include "common/loadset.hpp"
+#include "common/pagerange.hpp"
 #include "source.hpp"
 #include "uffd.hpp"
 
@@ -42,10 +43,7 @@ struct AddrRange {
 };
 
 // An image page range (for eager installs).
-struct PageRange {
-    uint64_t first_page = 0;
-    uint64_t pages = 0;
-};
+using PageRange = snap::PageRange;
 
 // Regions sorted by address, checked (page aligned, non-empty, not overlapping).
 class RegionMap {
@@ -111,6 +109,9 @@ public:
     // Eager install of image page ranges (REAP): pieces of up to max_ioctl_bytes with
     // DONTWAKE, then one wake per region. Pages already served are skipped. Returns pages done.
     uint64_t install(std::span<const PageRange> ranges);
+    // Image page ranges the target's mapping holds already (mapped in place from a file):
+    // never installed, by a fault's granule or otherwise.
+    void mark_present(std::span<const PageRange> ranges);
 
     // Handle whatever events are pending (non-blocking).
     void handle_pending();

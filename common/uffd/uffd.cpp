@@ -5,6 +5,7 @@
 #include "uffd.hpp"
 
 #include "common/error.hpp"
+#include "wire.hpp"
 
 #include <fcntl.h>
 #include <sys/ioctl.h>
@@ -23,36 +24,22 @@ namespace {
 constexpr const char* kHint =
     "run as root, or set sysctl vm.unprivileged_userfaultfd=1, or grant read/write access to /dev/userfaultfd";
 
-// A userfaultfd before UFFDIO_API. Kernel-mode faults must be served too (KVM touches guest
-// memory from the kernel), so UFFD_USER_MODE_ONLY is not asked for.
+// A userfaultfd before UFFDIO_API (opened by the unit the preload shares).
 int open_raw(bool nonblocking) {
-    int flags = O_CLOEXEC | (nonblocking ? O_NONBLOCK : 0);
-    int fd = static_cast<int>(::syscall(SYS_userfaultfd, flags));
+    int fd = wire::open_userfaultfd(nonblocking);
     if (fd >= 0) return fd;
-    int first = errno;
-    if (first == ENOSYS) throw CapabilityError("userfaultfd: not supported by this kernel", "a kernel with CONFIG_USERFAULTFD is needed");
-    int dev = ::open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
-    if (dev >= 0) {
-        fd = ::ioctl(dev, USERFAULTFD_IOC_NEW, flags);
-        int err = errno;
-        ::close(dev);
-        if (fd >= 0) return fd;
-        throw CapabilityError(std::string("userfaultfd: /dev/userfaultfd: ") + std::strerror(err), kHint);
-    }
-    throw CapabilityError(std::string("userfaultfd: ") + std::strerror(first), kHint);
+    if (fd == -ENOSYS) throw CapabilityError("userfaultfd: not supported by this kernel", "a kernel with CONFIG_USERFAULTFD is needed");
+    throw CapabilityError(std::string("userfaultfd: ") + std::strerror(-fd), kHint);
 }
 
 uint64_t api(int fd, uint64_t features) {
-    uffdio_api a{};
-    a.api = UFFD_API;
-    a.features = features;
-    if (::ioctl(fd, UFFDIO_API, &a) != 0) {
-        int err = errno;
+    uint64_t granted = 0;
+    if (int rc = wire::api(fd, features, &granted); rc != 0) {
         ::close(fd);
-        throw CapabilityError(std::string("userfaultfd: UFFDIO_API: ") + std::strerror(err),
+        throw CapabilityError(std::string("userfaultfd: UFFDIO_API: ") + std::strerror(-rc),
                               "the kernel refused the requested features: " + feature_names(features));
     }
-    return a.features;
+    return granted;
 }
 
 // Map the result field (bytes done, or -errno) and errno of a resolving ioctl to a Result.
@@ -168,19 +155,16 @@ Userfaultfd Userfaultfd::adopt(int fd, uint64_t assumed_features) {
 }
 
 uint64_t Userfaultfd::register_range(uint64_t addr, uint64_t len, uint64_t modes) {
-    uffdio_register r{};
-    r.range.start = addr;
-    r.range.len = len;
-    r.mode = modes;
+    uint64_t ioctls = 0;
     ++ioctls_;
-    if (::ioctl(fd_, UFFDIO_REGISTER, &r) != 0) {
-        int err = errno;
+    if (int rc = wire::register_range(fd_, addr, len, modes, &ioctls); rc != 0) {
+        int err = -rc;
         std::string mode = (modes & UFFDIO_REGISTER_MODE_MISSING) ? "missing" : "";
         if (modes & UFFDIO_REGISTER_MODE_WP) mode += mode.empty() ? "wp" : "|wp";
         if (modes & UFFDIO_REGISTER_MODE_MINOR) mode += mode.empty() ? "minor" : "|minor";
         throw_errno("userfaultfd: register " + mode, err);
     }
-    return r.ioctls;
+    return ioctls;
 }
 
 void Userfaultfd::unregister_range(uint64_t addr, uint64_t len) {

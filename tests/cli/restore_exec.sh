@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # snap-restore --exec with a host process instead of a VMM: maptest maps the image the way
 # QEMU does (share=off) and checks every page against the image and that writes never reach
-# it, under every strategy; then the refusals: a shared mapping, a missing part, a budget
-# the plan cannot meet, the wrong image.
+# it, under every strategy — tiered both with its RO tier on tmpfs (one mapping of the layout
+# file, userfaultfd for the rest) and on a disk directory (layered mappings); then the
+# refusals: a shared mapping, a missing part, a budget the plan cannot meet, the wrong image.
 set -euo pipefail
 BIN=${1:-$SNAPKIT_BIN}
 W=${SNAPKIT_WORK:-$(mktemp -d)}
@@ -15,18 +16,22 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 mkdir -p dax ssd
 "$BIN/snap-place" s.split -o p.placed --tier rw=dram --tier ro=dax:"$W/dax" --tier cold=file:"$W/ssd" > /dev/null
 "$BIN/snap-place" s.split -o z.placed --tier rw=dram --tier ro=dram --tier cold=file:"$W/ssd" --compress > /dev/null
+shm=$(mktemp -d /dev/shm/snapkit-test-XXXXXX)
+trap 'rm -rf "$shm"' EXIT
+"$BIN/snap-place" s.split -o m.placed --tier rw=dram --tier ro=dax:"$shm" --tier cold=file:"$W/ssd" --compress > /dev/null
+ls "$shm"/*.ro.layout > /dev/null || fail "no layout file beside the RO part on tmpfs"
 sum0=$(sha256sum img | cut -d' ' -f1)
 
-for placed in p.placed z.placed; do
+for placed in p.placed z.placed m.placed; do
   for s in vanilla reap faasnap tiered; do
     extra=()
     [ $s = tiered ] && extra=(--drain-cold)
     "$BIN/snap-restore" $placed --strategy $s --image img --json -o $s.json "${extra[@]}" --exec -- \
       "$BIN/maptest" img --writes 400 --seed 3 > $s.out || fail "$placed $s: exit $? ($(cat $s.out))"
     grep -q '"wrong_pages": 0' $s.out || fail "$placed $s: $(cat $s.out)"
-    python3 - $s.json $s <<'PY' || fail "$placed $s: report $(cat $s.json)"
+    python3 - $s.json $s $placed <<'PY' || fail "$placed $s: report $(cat $s.json)"
 import json, sys
-r = json.load(open(sys.argv[1])); s = sys.argv[2]
+r = json.load(open(sys.argv[1])); s = sys.argv[2]; placed = sys.argv[3]
 p = r["preload"]
 assert r["strategy"] == s and r["vmm"]["exit_code"] == 0
 assert p["image_mapped"] and p["mapped_count"] == 1 and "error" not in p, p
@@ -34,8 +39,18 @@ assert r["mappings"] >= 1 and r["ready_ns"] > 0
 pages = r["plan"]["pages"]
 assert sum(sum(m.values()) for m in pages.values()) == 8192
 if s == "vanilla": assert r["plan"]["ops"] == {"anon": 0, "copy": 0, "map": 0} and r["bytes_copied"] == 0
-if s == "reap": assert pages["rw"]["copy"] == pages["rw"]["copy"] > 0 and r["bytes_copied"] == r["plan"]["copy_bytes"] > 0
-if s in ("faasnap", "tiered"): assert pages["zero"]["anon"] > 0
+# reap: the working set installed over userfaultfd from the parts read whole, the rest on demand
+if s == "reap":
+    assert r["plan"]["demand"] and r["plan"]["base"] == "anon" and r["mappings"] == 1
+    assert pages["rw"]["install"] > 0 and pages["cold"]["demand"] > 0
+    assert r["eager_pages"] == r["plan"]["eager_pages"] > 0 and r["bytes_loaded"] > 0
+# tiered: with the layout file on tmpfs one mapping and userfaultfd; elsewhere the layered plan
+if s == "tiered" and placed == "m.placed":
+    assert r["plan"]["base"] == "file" and r["plan"]["demand"] and r["mappings"] == 1, r["plan"]
+    assert pages["ro"]["map"] == sum(pages["ro"].values()) and pages["rw"]["install"] == sum(pages["rw"].values())
+    assert r["eager_pages"] == r["plan"]["eager_pages"] > 0 and p["base"] == "file"
+    assert r["uffd_stats"]["eexist"] == 0, r["uffd_stats"]  # in-place pages are never installed
+elif s in ("faasnap", "tiered"): assert pages["zero"]["anon"] > 0 and not r["plan"]["demand"]
 if s == "faasnap": assert p["prefetch"]["pages"] >= 0
 PY
   done

@@ -1,5 +1,6 @@
-// The restore mapping plan (common/restore/plan.hpp) on hand-made split plans: every page's
-// origin is right under every strategy and gap, merging respects a mapping budget, the
+// The restore schedule (common/restore/plan.hpp) on hand-made split plans: every page's
+// origin is right under every strategy and gap, for both front-ends (--exec's layers and
+// --serve's install list come from the one schedule), merging respects a mapping budget, the
 // hand-over encoding round-trips and refuses corrupt bytes.
 #include "common/error.hpp"
 #include "common/restore/plan.hpp"
@@ -33,8 +34,12 @@ SplitPlan fixture() {
     return p;
 }
 
-std::vector<PartRef> parts(bool cold_raw = true) {
-    return {{PageClass::rw, "/p/rw", 0, true}, {PageClass::ro, "/p/ro", 8192, true}, {PageClass::cold, "/p/cold", 0, cold_raw}};
+// layout: the RO part has an image-order layout file (snap-place writes one on a
+// byte-addressable tier), so tiered takes its userfaultfd schedule.
+std::vector<PartRef> parts(bool cold_raw = true, bool layout = false) {
+    return {{PageClass::rw, "/p/rw", 0, true, {}},
+            {PageClass::ro, "/p/ro", 8192, true, layout ? "/p/ro.layout" : ""},
+            {PageClass::cold, "/p/cold", 0, cold_raw, {}}};
 }
 
 // The "bytes" of a page: its image page number + 1 for data pages, 0 for zero pages.
@@ -45,9 +50,22 @@ uint64_t expected_tag(const SplitPlan& s, uint64_t page) {
 }
 
 // What a file holds at an offset, with the fixture's layout.
-uint64_t tag_at(const SplitPlan& s, const MappingPlan& m, const std::vector<PartRef>& ps, PageOrigin o) {
+uint64_t tag_at(const SplitPlan& s, const MappingPlan& m, const std::vector<PartRef>& ps, PageOrigin o, uint64_t page) {
     if (o.file == kNoFile) return 0;
     if (o.file == kImageFile) return expected_tag(s, o.offset / kPs);
+    if (o.file == kDemand) {
+        // Served by the fault server from the parts (PlacedSource, tested on bytes elsewhere):
+        // only a schedule served over userfaultfd may leave a page to it.
+        CHECK(m.demand);
+        return expected_tag(s, page);
+    }
+    if (o.file == m.base_file) {  // a layout file: the page at its own image offset
+        CHECK(m.base == Base::file);
+        CHECK(o.offset == page * kPs);
+        for (const auto& e : s.extents)
+            if (e.cls == PageClass::ro && page >= e.image_page && page < e.image_page + e.pages) return page + 1;
+        FAIL("a layout page outside the RO extents");
+    }
     const std::string& path = m.files.at(o.file).path;
     for (const auto& p : ps) {
         if (p.path != path) continue;
@@ -65,7 +83,7 @@ void check_every_page(const SplitPlan& s, const MappingPlan& m, const std::vecto
     REQUIRE(origins.size() == 64);
     for (uint64_t p = 0; p < 64; ++p) {
         CAPTURE(p);
-        CHECK(tag_at(s, m, ps, origins[p]) == expected_tag(s, p));
+        CHECK(tag_at(s, m, ps, origins[p], p) == expected_tag(s, p));
     }
     uint64_t total = 0;
     for (auto& row : m.pages)
@@ -77,13 +95,15 @@ void check_every_page(const SplitPlan& s, const MappingPlan& m, const std::vecto
 
 TEST_CASE("restore plan: every page's origin is right, every strategy and gap") {
     const SplitPlan s = fixture();
+    for (bool layout : {false, true})
     for (bool cold_raw : {true, false})
         for (auto st : {Strategy::vanilla, Strategy::reap, Strategy::faasnap, Strategy::tiered})
             for (uint64_t gap : {1, 2, 4, 32, 1000}) {
                 CAPTURE(strategy_name(st));
                 CAPTURE(gap);
                 CAPTURE(cold_raw);
-                auto ps = parts(cold_raw);
+                CAPTURE(layout);
+                auto ps = parts(cold_raw, layout);
                 BuildOptions o;
                 o.strategy = st;
                 o.gap_pages = gap;
@@ -112,12 +132,23 @@ TEST_CASE("restore plan: strategies place classes as documented (gap 1: no mergi
     CHECK(v.mappings == 1);
     CHECK(v.files.size() == 1);
 
+    // REAP: the working set (every touched page, the zero one too) installed over userfaultfd
+    // in first-touch order, one page at a time here since no two touches are neighbours in
+    // that order; the rest on demand; anonymous memory underneath, no mapping laid per run.
     o.strategy = Strategy::reap;
     MappingPlan r = build_plan(s, ps, "/img", o);
-    CHECK(r.pages[idx(PageClass::rw)][mech(Mechanism::copy)] == 2);
-    CHECK(r.pages[idx(PageClass::ro)][mech(Mechanism::copy)] == 11);
-    CHECK(r.pages[idx(PageClass::cold)][mech(Mechanism::image)] == 20);
-    CHECK(r.copy_bytes == 13 * kPs);
+    CHECK(r.demand);
+    CHECK(r.base == Base::anon);
+    CHECK(r.ops.empty());
+    CHECK(r.mappings == 1);
+    CHECK(r.pages[idx(PageClass::rw)][mech(Mechanism::install)] == 2);
+    CHECK(r.pages[idx(PageClass::ro)][mech(Mechanism::install)] == 11 - 8);  // 41, 40, 20 touched
+    CHECK(r.pages[idx(PageClass::ro)][mech(Mechanism::demand)] == 8);
+    CHECK(r.pages[idx(PageClass::zero)][mech(Mechanism::install)] == 1);
+    CHECK(r.pages[idx(PageClass::cold)][mech(Mechanism::demand)] == 20);
+    CHECK(r.eager == std::vector<PageSpan>{{41, 1}, {40, 1}, {11, 1}, {10, 1}, {20, 1}, {5, 1}});
+    CHECK(r.copy_bytes == 5 * kPs);
+    CHECK(serve_installs(r) == r.eager);  // --serve installs the same pages
 
     o.strategy = Strategy::faasnap;
     MappingPlan f = build_plan(s, ps, "/img", o);
@@ -131,9 +162,48 @@ TEST_CASE("restore plan: strategies place classes as documented (gap 1: no mergi
     CHECK(f.prefetch[1] == PageSpan{10, 2});
     CHECK(f.prefetch[2] == PageSpan{20, 1});
 
+    CHECK(f.in_place == f.prefetch);
+    CHECK(serve_installs(f) == std::vector<PageSpan>{{40, 10}, {10, 2}, {20, 1}});
+
+    // tiered with the RO layout file: one mapping of it in place, RW and the touched zero page
+    // installed before the guest runs, ZERO and COLD on demand.
     o.strategy = Strategy::tiered;
     o.drain_cold = true;
+    auto lps = parts(true, true);
+    MappingPlan u = build_plan(s, lps, "/img", o);
+    CHECK(u.demand);
+    CHECK(u.base == Base::file);
+    REQUIRE(u.base_file >= 0);
+    CHECK(u.files[u.base_file].path == "/p/ro.layout");
+    CHECK(u.ops.empty());
+    CHECK(u.mappings == 1);
+    CHECK(u.eager == std::vector<PageSpan>{{10, 2}, {5, 1}});
+    CHECK(u.in_place == std::vector<PageSpan>{{40, 10}, {20, 1}});
+    CHECK(u.pages[idx(PageClass::ro)][mech(Mechanism::map)] == 11);
+    CHECK(u.pages[idx(PageClass::rw)][mech(Mechanism::install)] == 2);
+    CHECK(u.pages[idx(PageClass::zero)][mech(Mechanism::install)] == 1);
+    CHECK(u.pages[idx(PageClass::zero)][mech(Mechanism::demand)] == 30);
+    CHECK(u.pages[idx(PageClass::cold)][mech(Mechanism::demand)] == 20);
+    CHECK(u.copy_bytes == 2 * kPs);
+    CHECK(u.drain.size() == 3);
+    CHECK(u.notes.empty());
+    // --serve: Firecracker's memory cannot map the layout: RW and the zero page, then RO in
+    // first-touch order.
+    CHECK(serve_installs(u) == std::vector<PageSpan>{{10, 2}, {5, 1}, {40, 10}, {20, 1}});
+    // no RO pages at all: anonymous memory underneath, still the userfaultfd schedule
+    {
+        std::vector<PartRef> no_ro = {lps[0], lps[2]};
+        MappingPlan a = build_plan(s, no_ro, "/img", o);
+        CHECK(a.demand);
+        CHECK(a.base == Base::anon);
+    }
+
+    // tiered without a usable layout file: the layered mappings, with a note saying why.
     MappingPlan t = build_plan(s, ps, "/img", o);
+    CHECK(!t.demand);
+    CHECK(serve_installs(t) == serve_installs(u));  // one definition, whichever layers exec lays
+    REQUIRE(!t.notes.empty());
+    CHECK(t.notes.back().find("no image-order layout") != std::string::npos);
     CHECK(t.pages[idx(PageClass::rw)][mech(Mechanism::copy)] == 2);
     CHECK(t.pages[idx(PageClass::ro)][mech(Mechanism::map)] == 11);
     CHECK(t.pages[idx(PageClass::cold)][mech(Mechanism::map)] == 20);
@@ -153,25 +223,31 @@ TEST_CASE("restore plan: a compressed part falls back to the image, with a note"
     o.gap_pages = 1;
     MappingPlan t = build_plan(s, ps, "/img", o);
     CHECK(t.pages[static_cast<int>(PageClass::cold)][static_cast<int>(Mechanism::image)] == 20);
-    REQUIRE(t.notes.size() == 1);
+    REQUIRE(!t.notes.empty());
     CHECK(t.notes[0].find("cold part is compressed") != std::string::npos);
+    // The userfaultfd schedule serves a compressed COLD part on demand (frame by frame): no fall-back.
+    MappingPlan u = build_plan(s, parts(false, true), "/img", o);
+    CHECK(u.pages[static_cast<int>(PageClass::cold)][static_cast<int>(Mechanism::demand)] == 20);
+    CHECK(u.notes.empty());
 }
 
 TEST_CASE("restore plan: merging across gaps and the mapping budget") {
     const SplitPlan s = fixture();
     auto ps = parts();
     BuildOptions o;
-    o.strategy = Strategy::reap;
+    o.strategy = Strategy::tiered;  // layered: the RW copy op merges with its zero neighbours
     o.gap_pages = 1;
     MappingPlan small = build_plan(s, ps, "/img", o);
     o.gap_pages = 32;
     MappingPlan merged = build_plan(s, ps, "/img", o);
-    CHECK(merged.mappings < small.mappings);
-    CHECK(merged.ops.size() == 1);  // 10..50 copied as one span: the gaps (8 cold, 19 zero) are < 32
-    CHECK(merged.ops[0].first_page == 10);
-    CHECK(merged.ops[0].pages == 40);
-    // the cold gap pages are copied from the cold part, the zero ones not at all
-    CHECK(merged.copy_bytes == (2 + 8 + 1 + 10) * kPs);
+    CHECK(merged.mappings <= small.mappings);
+    CHECK(merged.ops.size() < small.ops.size());
+    check_every_page(s, merged, ps);
+    // zero [0,10) and RW [10,12) become one copy op: only the RW pages are read
+    REQUIRE(!merged.ops.empty());
+    CHECK(merged.ops[0].first_page == 0);
+    CHECK(merged.ops[0].kind == OpKind::copy);
+    CHECK(merged.copy_bytes == 2 * kPs);
 
     // A budget forces a wider gap; the plan stays correct and within it.
     o.gap_pages = 1;
@@ -184,8 +260,8 @@ TEST_CASE("restore plan: merging across gaps and the mapping budget") {
     CHECK(tight.gap_pages > 1);
     check_every_page(s, tight, ps);
 
-    o.strategy = Strategy::reap;
-    o.max_mappings = 2;  // one copy span inside the image needs 3
+    o.strategy = Strategy::tiered;  // layered: the RW copy needs its own mapping beside the image's
+    o.max_mappings = 1;
     CHECK_THROWS_AS(build_plan(s, ps, "/img", o), UsageError);
 }
 
@@ -206,11 +282,11 @@ TEST_CASE("restore plan: count_mappings merges what the kernel merges") {
 TEST_CASE("restore plan: encode/decode round trip and corrupt input") {
     const SplitPlan s = fixture();
     auto ps = parts();
-    for (auto st : {Strategy::vanilla, Strategy::reap, Strategy::faasnap, Strategy::tiered}) {
+    for (auto st : {Strategy::vanilla, Strategy::reap, Strategy::faasnap, Strategy::tiered, Strategy(99)}) {
         BuildOptions o;
-        o.strategy = st;
-        o.drain_cold = st == Strategy::tiered;
-        MappingPlan m = build_plan(s, ps, "/img", o);
+        o.strategy = st == Strategy(99) ? Strategy::tiered : st;
+        o.drain_cold = o.strategy == Strategy::tiered;
+        MappingPlan m = build_plan(s, st == Strategy(99) ? parts(true, true) : ps, "/img", o);
         auto bytes = encode(m);
         CHECK(decode(bytes, "plan") == m);
         for (size_t cut : {size_t(0), size_t(7), bytes.size() / 2, bytes.size() - 1}) {

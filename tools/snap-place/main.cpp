@@ -25,6 +25,8 @@ int main(int argc, char** argv) {
     app.add_option("--zstd-level", opt.zstd_level, "zstd level for --compress")->capture_default_str()->check(CLI::Range(-7, 19))->type_name("N");
     app.add_option("--frame-size", opt.frame_size, "Uncompressed bytes per zstd frame, a multiple of the page size")
         ->capture_default_str()->type_name("SIZE");
+    app.add_flag("--no-layout", opt.no_layout,
+                 "Do not write the image-order layout file beside an RO part on a byte-addressable tier");
     app.add_flag("--dry-run", opt.dry_run, "Choose tiers and print the estimate; write nothing");
     app.add_option("split", opt.split, "The split artifact")->required()->type_name("SPLIT");
     return snap::cli::run_tool("snap-place", app, argc, argv, opt.common, [&] { return snap::place_tool::run(opt); });

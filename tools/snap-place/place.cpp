@@ -84,6 +84,7 @@ nlohmann::json outcome_json(const placed::PlaceResult& r, const placed::Manifest
                             {"stored_bytes", p.stored_bytes},
                             {"digest", hash::to_hex(p.digest)},
                             {"compression", placed::compression_name(p.compression)}};
+        j["layout_path"] = p.layout_path.empty() ? nlohmann::json(nullptr) : nlohmann::json(p.layout_path);
         if (i < r.outcomes.size()) j["reused"] = r.outcomes[i].reused;
         parts.push_back(j);
     }
@@ -118,6 +119,7 @@ int run(const Options& opt) {
     if (frame > placed::kMaxFrameBytes) throw UsageError("--frame-size is at most 64M");
     req.frame_bytes = static_cast<uint32_t>(frame);
     req.compress = opt.compress;
+    req.layout = !opt.no_layout;
     req.zstd_level = opt.zstd_level;
 
     const std::string out_dir = out.empty() || out == "-" ? "." : dir_of(out);

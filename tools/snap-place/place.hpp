@@ -19,6 +19,7 @@ struct Options {
     std::string cost_file;
     std::string staging;
     bool compress = false;
+    bool no_layout = false;
     int zstd_level = 1;
     std::string frame_size = "64K";
     bool dry_run = false;

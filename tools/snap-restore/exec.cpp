@@ -1,10 +1,11 @@
-// snap-restore --exec: build the strategy's mapping plan, hand it to libsnaprestore.so through
-// a private file, run the VMM with the library preloaded, wait for it, and report what the
+// snap-restore --exec: build the strategy's schedule, hand it to libsnaprestore.so through a
+// private file, run the VMM with the library preloaded, wait for it, and report what the
 // library did (it writes its report to a file when the plan is applied and again at exit).
-// With --record the library runs in uffd mode instead: it turns the image mapping into
-// anonymous memory registered with a userfaultfd and hands that to us over a private socket
-// with Firecracker's handshake; we serve every fault from the placed artifact (one page per
-// fault, read faults write-protected) and write the first touches as a "uffd" loading set.
+// Schedules served over userfaultfd (reap, tiered, and --record, which serves everything on
+// demand, one page per fault, read faults write-protected) run the same serve loop as
+// --serve: the library replaces the image mapping with the schedule's base, registers it
+// and hands the userfaultfd to us over a private socket with Firecracker's handshake; we
+// install the eager pages, say "ready", and serve every other first touch from the parts.
 #include "restore.hpp"
 
 #include "common/error.hpp"
@@ -12,6 +13,7 @@
 #include "common/image.hpp"
 #include "common/loadset.hpp"
 #include "common/restore/source.hpp"
+#include "common/tier.hpp"
 #include "common/uffd/firecracker.hpp"
 
 #include <poll.h>
@@ -82,6 +84,15 @@ int run_exec(const Options& opt, Context& ctx) {
                                       hash::to_hex(r.image().fingerprint));
     }
     restore::MappingPlan plan = ctx.build_plan(opt, image);
+    const bool record = !opt.record.empty();
+    if (record) {
+        // Recording: everything on demand, one page per fault, so that every first touch is seen.
+        plan.base = restore::Base::anon;
+        plan.base_file = restore::kNoFile;
+        plan.demand = true;
+        plan.eager.clear();
+        plan.in_place.clear();
+    }
     nlohmann::json j = {{"front_end", "exec"}, {"strategy", restore::strategy_name(plan.strategy)}, {"placed", opt.placed},
                         {"image", image}, {"plan", plan.to_json()}, {"mappings", plan.mappings}};
     if (opt.dry_run) {
@@ -104,19 +115,18 @@ int run_exec(const Options& opt, Context& ctx) {
             std::filesystem::remove_all(d, ec);
         }
     } cleanup{dir};
+    // Userfaultfd schedules: the fault server's socket exists before the VMM can connect to it.
+    std::unique_ptr<restore::PlacedSource> source;
+    std::unique_ptr<uffd::UnixListener> listener;
+    if (plan.demand) {
+        source = std::make_unique<restore::PlacedSource>(r);
+        listener = std::make_unique<uffd::UnixListener>(sock_file);
+    }
     {
         auto bytes = restore::encode(plan);
         std::ofstream f(plan_file, std::ios::binary);
         f.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
         if (!f) throw_errno("cannot write " + plan_file);
-    }
-    // --record: the fault server's socket exists before the VMM can connect to it.
-    const bool record = !opt.record.empty();
-    std::unique_ptr<restore::PlacedSource> source;
-    std::unique_ptr<uffd::UnixListener> listener;
-    if (record) {
-        source = std::make_unique<restore::PlacedSource>(r);
-        listener = std::make_unique<uffd::UnixListener>(sock_file);
     }
     std::string preload = lib;
     if (const char* old = std::getenv("LD_PRELOAD"); old && *old) preload += std::string(" ") + old;
@@ -134,7 +144,8 @@ int run_exec(const Options& opt, Context& ctx) {
         ::setenv("SNAPRESTORE_PLAN", plan_file.c_str(), 1);
         ::setenv("SNAPRESTORE_REPORT", report_file.c_str(), 1);
         ::setenv("SNAPRESTORE_LIB", lib.c_str(), 1);
-        if (record) ::setenv("SNAPRESTORE_UFFD", sock_file.c_str(), 1);
+        if (plan.demand) ::setenv("SNAPRESTORE_UFFD", sock_file.c_str(), 1);
+        if (record) ::setenv("SNAPRESTORE_RECORD", "1", 1);
         ::setenv("SNAPRESTORE_IMAGE", (std::to_string(uint64_t(st.st_dev)) + ":" + std::to_string(uint64_t(st.st_ino))).c_str(), 1);
         ::execvp(argv[0], argv.data());
         std::string line = "snap-restore: error: " + opt.command[0] + ": " + std::strerror(errno) + "\n";
@@ -148,10 +159,9 @@ int run_exec(const Options& opt, Context& ctx) {
     for (int s : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(s, &sa, nullptr);
     int status = 0;
     bool reaped = false;
-    uffd::ServerStats rec_stats;
-    LoadingSet recording;
+    uffd::ServeResult served_result;
     bool served = false;
-    if (record) {
+    if (plan.demand) {
         try {
             // Wait for the VMM to map the image (it connects) or to exit without doing so.
             const int child_fd = int(::syscall(SYS_pidfd_open, pid, 0));
@@ -169,26 +179,20 @@ int run_exec(const Options& opt, Context& ctx) {
             if (child_fd >= 0) ::close(child_fd);
             if (!reaped) {
                 auto peer = uffd::accept_firecracker(*listener, 1000, 5000, UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_THREAD_ID);
-                const pid_t peer_pid = peer.pid > 0 ? peer.pid : pid;
-                int pidfd = int(::syscall(SYS_pidfd_open, peer_pid, 0));
-                if (pidfd < 0) throw_errno("pidfd_open");
-                struct Closer {
-                    int fd;
-                    ~Closer() { ::close(fd); }
-                } pidfd_closer{pidfd};
-                uffd::ServerOptions so;
-                so.granule_bytes = r.page_size();
-                so.use_zeropage = true;
-                so.record = true;
-                so.owner_pid = peer_pid;  // to count faults from KVM's async page-fault workers
-                uffd::FaultServer server(std::move(peer.uffd), peer.regions, *source, so);
-                server.enable_wp();
-                std::array<int, 1> extra{pidfd};
-                while (server.serve(extra, nullptr, -1) != 0) {
-                }
+                if (peer.pid <= 0) peer.pid = pid;
+                uffd::ServeOptions so;
+                so.server.granule_bytes = record ? r.page_size() : std::max<uint64_t>(tier::parse_size(opt.granule), r.page_size());
+                so.server.use_zeropage = true;
+                so.server.record = record;
+                so.server.owner_pid = peer.pid;  // to count faults from KVM's async page-fault workers
+                so.eager = plan.eager;
+                so.present = plan.in_place;
+                so.send_ready = true;
+                if (plan.strategy == restore::Strategy::reap)
+                    // REAP reads its working-set file in one sequential pass, then installs from memory.
+                    so.on_connected = [&](const uffd::FirecrackerPeer&, uffd::FaultServer&) { source->load_hot_parts(); };
+                served_result = uffd::serve_peer(std::move(peer), *source, so);
                 served = true;
-                rec_stats = server.stats();
-                recording = server.loading_set(r.image());
             }
         } catch (...) {
             if (!reaped) {
@@ -218,17 +222,24 @@ int run_exec(const Options& opt, Context& ctx) {
         j["mappings_added"] = rep.value("mappings_after", uint64_t(0)) - rep.value("mappings_before", uint64_t(0));
     }
     uint64_t written = 0;
+    const uffd::ServerStats& rec_stats = served_result.stats;
+    LoadingSet recording = std::move(served_result.recording);
     if (served) {
+        j["faults"] = {{"total", rec_stats.faults}, {"read", rec_stats.read_faults}, {"write", rec_stats.write_faults},
+                       {"wp", rec_stats.wp_faults}, {"foreign", rec_stats.foreign_faults}};
+        j["eager_pages"] = served_result.eager_pages;
+        j["uffd_stats"] = rec_stats.to_json();
+        j["bytes_decompressed"] = source->bytes_decompressed();
+        j["bytes_loaded"] = source->bytes_loaded();
+    }
+    if (served && record) {
+        recording.image = r.image();
         for (const auto& t : recording.touches) written += (t.access & kAccessWrite) ? 1 : 0;
         if (code == 0 || !recording.touches.empty()) write_loadset(recording, opt.record);
         j["record"] = opt.record;
         j["recorded_pages"] = recording.touches.size();
         j["written_pages"] = written;
         j["write_protect"] = recording.knows_writes;
-        j["faults"] = {{"total", rec_stats.faults}, {"read", rec_stats.read_faults}, {"write", rec_stats.write_faults},
-                       {"wp", rec_stats.wp_faults}, {"foreign", rec_stats.foreign_faults}};
-        j["uffd_stats"] = rec_stats.to_json();
-        j["bytes_decompressed"] = source->bytes_decompressed();
     }
     std::vector<std::string> lines = {
         std::string(restore::strategy_name(plan.strategy)) + ": " + std::to_string(plan.ops.size()) + " ops, " +
@@ -237,7 +248,11 @@ int run_exec(const Options& opt, Context& ctx) {
     if (mapped)
         lines.push_back("plan applied in " + std::to_string(rep["phases_ns"].value("total", uint64_t(0)) / 1000) + " us, " +
                         std::to_string(rep.value("bytes_copied", uint64_t(0))) + " bytes copied");
-    if (served)
+    if (served && !record)
+        lines.push_back("served " + std::to_string(served_result.eager_pages) + " pages eagerly and " +
+                        std::to_string(rec_stats.faults) + " faults on demand (" + std::to_string(rec_stats.pages_copied) +
+                        " pages copied, " + std::to_string(rec_stats.pages_zeroed) + " zeroed)");
+    if (served && record)
         lines.push_back("recorded " + std::to_string(recording.touches.size()) + " pages (" + std::to_string(written) +
                         " written) into " + opt.record + ": " + std::to_string(rec_stats.read_faults) + " read faults, " +
                         std::to_string(rec_stats.write_faults) + " write faults, " + std::to_string(rec_stats.wp_faults) +

@@ -21,6 +21,9 @@ int main(int argc, char** argv) {
     app.add_option("--max-mappings", opt.max_mappings, "Mapping budget for --exec (default: vm.max_map_count minus 4096)")
         ->type_name("N");
     app.add_flag("--drain-cold", opt.drain_cold, "tiered: pull COLD pages in at idle priority after the hot phase");
+    app.add_flag("--layered", opt.layered,
+                 "tiered: lay one mapping per run (the older schedule) instead of one mapping of the RO layout file "
+                 "with userfaultfd");
     app.add_option("--granule", opt.granule, "--serve: bytes resolved around each fault")->type_name("SIZE")->capture_default_str();
     app.add_option("--accept-timeout", opt.accept_timeout_s, "--serve: seconds to wait for the VMM to connect (0 = forever)")
         ->type_name("SECONDS")->capture_default_str();

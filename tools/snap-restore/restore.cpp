@@ -38,7 +38,7 @@ Context::Context(const Options& opt) {
     strategy_ = *s;
     placed_ = std::make_unique<placed::PlacedReader>(opt.placed);
     if (opt.verify)
-        for (const auto& p : placed_->parts()) placed::check_part(p);
+        placed::check_parts(*placed_);
 }
 
 restore::MappingPlan Context::build_plan(const Options& opt, const std::string& image_path) const {
@@ -46,6 +46,7 @@ restore::MappingPlan Context::build_plan(const Options& opt, const std::string& 
     b.strategy = strategy_;
     b.gap_pages = opt.gap_pages;
     b.drain_cold = opt.drain_cold;
+    b.uffd = !opt.layered;
     b.max_mappings = opt.max_mappings;
     if (b.max_mappings == 0) {
         const uint64_t limit = read_sysctl("/proc/sys/vm/max_map_count", 65530);
@@ -130,6 +131,7 @@ int run(const Options& opt) {
                          "recording serves every page on demand over userfaultfd, one page per fault: a strategy's "
                          "eager work would hide the touches it is meant to record");
     if (opt.drain_cold && opt.strategy != "tiered") throw UsageError("--drain-cold belongs to --strategy tiered");
+    if (opt.layered && opt.strategy != "tiered") throw UsageError("--layered belongs to --strategy tiered");
     if (opt.gap_pages == 0) throw UsageError("--gap-pages must be at least 1");
     Context ctx(opt);
     if (opt.exec || (opt.dry_run && opt.serve.empty() && opt.materialize.empty())) return run_exec(opt, ctx);

@@ -30,6 +30,7 @@ struct Options {
     uint64_t gap_pages = 32;
     uint64_t max_mappings = 0;         // 0 = vm.max_map_count minus headroom
     bool drain_cold = false;
+    bool layered = false;              // tiered: layered mappings instead of the userfaultfd schedule
     bool verify = false;
     bool dry_run = false;
     bool no_warm = false;

@@ -1,6 +1,7 @@
 // snap-restore --serve: Firecracker's UFFD backend over the placed artifact's parts. The
-// strategies become eager-install lists (ServeOptions.eager) in front of on-demand serving:
-// Firecracker's guest memory is anonymous memory it owns, so nothing can be mapped in place.
+// strategy's schedule (common/restore/plan.hpp, the same one --exec applies) becomes its
+// install list, serve_installs(): Firecracker's guest memory is anonymous memory it owns, so
+// what --exec maps in place is installed too, after the eager pages; the rest on demand.
 #include "restore.hpp"
 
 #include "common/error.hpp"
@@ -13,54 +14,6 @@
 #include <limits>
 
 namespace snap::restore_tool {
-
-namespace {
-
-// Image page ranges, coalescing neighbours that come one after the other.
-void push_range(std::vector<uffd::PageRange>& v, uint64_t first, uint64_t pages) {
-    if (!v.empty() && v.back().first_page + v.back().pages == first) v.back().pages += pages;
-    else v.push_back({first, pages});
-}
-
-// Hot extents of one or two classes in first-touch order (the smallest rank of their pages).
-std::vector<const Extent*> hot_extents(const SplitPlan& plan, bool rw, bool ro) {
-    const uint64_t n = plan.image.pages();
-    std::vector<uint32_t> rank(n, std::numeric_limits<uint32_t>::max());
-    for (const auto& o : plan.order)
-        if (o.page < n) rank[o.page] = std::min(rank[o.page], o.rank);
-    std::vector<std::pair<uint32_t, const Extent*>> v;
-    for (const auto& e : plan.extents) {
-        if (!((rw && e.cls == PageClass::rw) || (ro && e.cls == PageClass::ro))) continue;
-        uint32_t r = std::numeric_limits<uint32_t>::max();
-        for (uint64_t i = 0; i < e.pages && e.image_page + i < n; ++i) r = std::min(r, rank[e.image_page + i]);
-        v.push_back({r, &e});
-    }
-    std::stable_sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-    std::vector<const Extent*> out;
-    for (auto& p : v) out.push_back(p.second);
-    return out;
-}
-
-}  // namespace
-
-std::vector<uffd::PageRange> eager_ranges(restore::Strategy s, const SplitPlan& plan) {
-    std::vector<uffd::PageRange> v;
-    switch (s) {
-    case restore::Strategy::vanilla: break;
-    case restore::Strategy::reap:
-        // REAP's working set: every touched page, zero ones included, in first-touch order.
-        for (const auto& o : plan.order) push_range(v, o.page, 1);
-        break;
-    case restore::Strategy::faasnap:
-        for (const Extent* e : hot_extents(plan, true, true)) push_range(v, e->image_page, e->pages);
-        break;
-    case restore::Strategy::tiered:
-        for (const Extent* e : hot_extents(plan, true, false)) push_range(v, e->image_page, e->pages);
-        for (const Extent* e : hot_extents(plan, false, true)) push_range(v, e->image_page, e->pages);
-        break;
-    }
-    return v;
-}
 
 int run_serve(const Options& opt, Context& ctx) {
     const auto& r = ctx.placed();
@@ -77,7 +30,12 @@ int run_serve(const Options& opt, Context& ctx) {
         if (ctx.strategy() != restore::Strategy::vanilla)
             notes.push_back("recording serves one page per fault: the strategy's eager installs are skipped");
     } else {
-        so.eager = eager_ranges(ctx.strategy(), r.plan());
+        const restore::MappingPlan plan = ctx.build_plan(opt, "");
+        so.eager = restore::serve_installs(plan);
+        if (plan.strategy == restore::Strategy::reap)
+            so.on_connected = [&](const uffd::FirecrackerPeer&, uffd::FaultServer&) { source.load_hot_parts(); };
+        if (plan.strategy == restore::Strategy::faasnap)
+            notes.push_back("faasnap's loading set is installed before serving, not paged in concurrently");
     }
     uint64_t eager_planned = 0;
     for (const auto& e : so.eager) eager_planned += e.pages;
