@@ -304,7 +304,8 @@ void set_hot_lists(MappingPlan& plan, const SplitPlan& split, const std::vector<
 
 // The userfaultfd schedules (reap, and tiered with a layout file): no ops, a base mapping,
 // eager installs before the guest runs, everything else on demand.
-MappingPlan uffd_plan(const SplitPlan& split, const PageFacts& f, MappingPlan plan, const std::string& layout_path) {
+MappingPlan uffd_plan(const SplitPlan& split, const PageFacts& f, MappingPlan plan, const std::string& layout_path,
+                      uint64_t huge_rw_pages) {
     const uint64_t n = plan.image_pages;
     plan.demand = true;
     plan.ops.clear();
@@ -314,6 +315,54 @@ MappingPlan uffd_plan(const SplitPlan& split, const PageFacts& f, MappingPlan pl
     std::vector<Mechanism> mech(n, Mechanism::demand);
     for (const auto& sp : plan.eager)
         for (uint64_t p = sp.first_page; p < sp.end_page() && p < n; ++p) mech[p] = Mechanism::install;
+    // Huge regions: a 2 MiB-aligned stretch dense in RW pages costs less as one anonymous
+    // huge page filled whole by the preload (a THP fault, 260-800 µs here, then a memcpy of
+    // 2 MiB) than as UFFDIO_COPY of its RW pages one by one (~2.4 µs each: a 4 KiB allocation
+    // per page): from ~250 RW pages in the region on. Its
+    // RO and COLD pages are read too (from their uncompressed parts), its ZERO pages are the
+    // huge page's zeros: the price is the region's other pages in private DRAM (reported).
+    const uint64_t region = (2u << 20) / plan.page_size;
+    std::vector<bool> huge(n, false);
+    if (huge_rw_pages > 0 && plan.page_size == 4096)
+        for (uint64_t r0 = 0; r0 + region <= n; r0 += region) {
+            uint64_t rw = 0, unreadable = 0, cold = 0;
+            for (uint64_t p = r0; p < r0 + region; ++p) {
+                rw += f.cls[p] == PageClass::rw;
+                cold += f.cls[p] == PageClass::cold;
+                if (f.cls[p] != PageClass::zero && f.source[p].file == kImageFile) ++unreadable;  // compressed part
+            }
+            // COLD pages would be read on the critical path (from a file tier, cold): few only.
+            if (rw < huge_rw_pages || unreadable > 0 || cold > region / 16) continue;
+            Op op;
+            op.kind = OpKind::copy;
+            op.first_page = r0;
+            op.pages = region;
+            op.piece_begin = static_cast<uint32_t>(plan.pieces.size());
+            for (uint64_t p = r0; p < r0 + region; ++p) {
+                huge[p] = true;
+                mech[p] = Mechanism::copy;
+                const PageOrigin& src = f.source[p];
+                if (src.file == kNoFile) continue;
+                if (!plan.pieces.empty() && plan.pieces.size() > op.piece_begin) {
+                    CopyPiece& last = plan.pieces.back();
+                    if (last.page + last.pages == p && last.file == src.file && last.file_offset + last.pages * plan.page_size == src.offset) {
+                        ++last.pages;
+                        continue;
+                    }
+                }
+                plan.pieces.push_back({p, 1, src.file, src.offset});
+            }
+            op.piece_count = static_cast<uint32_t>(plan.pieces.size() - op.piece_begin);
+            plan.ops.push_back(op);
+        }
+    if (!plan.ops.empty()) {
+        plan.huge = true;
+        uint64_t rounding = 0;
+        for (const auto& op : plan.ops)
+            for (uint64_t p = op.first_page; p < op.first_page + op.pages; ++p) rounding += f.cls[p] != PageClass::rw;
+        plan.notes.push_back(std::to_string(plan.ops.size()) + " 2 MiB regions dense in RW pages are filled whole as huge pages (" +
+                             std::to_string(rounding) + " pages of private DRAM beyond their RW pages)");
+    }
     // The layout file holds the RO pages at their image offsets (tiered); its holes fault to
     // the server: ZERO and COLD on demand. Without RO pages, anonymous memory underneath.
     plan.base = layout_path.empty() ? Base::anon : Base::file;
@@ -326,7 +375,8 @@ MappingPlan uffd_plan(const SplitPlan& split, const PageFacts& f, MappingPlan pl
     plan.copy_bytes = 0;
     for (auto& row : plan.pages) row.fill(0);
     for (uint64_t p = 0; p < n; ++p) {
-        if (mech[p] == Mechanism::install && f.cls[p] != PageClass::zero) plan.copy_bytes += plan.page_size;
+        if ((mech[p] == Mechanism::install || mech[p] == Mechanism::copy) && f.cls[p] != PageClass::zero)
+            plan.copy_bytes += plan.page_size;
         ++plan.pages[static_cast<int>(f.cls[p])][static_cast<int>(mech[p])];
     }
     plan.mappings = count_mappings(plan);
@@ -359,11 +409,18 @@ MappingPlan build_plan(const SplitPlan& split, std::span<const PartRef> parts, c
         std::string layout;
         if (opt.strategy == Strategy::tiered && ro) layout = ro->layout_path;
         if (opt.strategy == Strategy::reap || !ro || !layout.empty()) {
-            // Parts are read by the fault server, not by the preload: keep only the image here.
-            plan.files.resize(1);
+            // Parts are read by the fault server; the preload reads them only for huge regions.
             plan.notes.clear();
             plan.gap_pages = 0;
-            plan = uffd_plan(split, facts, std::move(plan), layout);
+            plan = uffd_plan(split, facts, std::move(plan), layout, opt.strategy == Strategy::tiered ? opt.huge_rw_pages : 0);
+            if (plan.ops.empty()) {  // the preload reads no part: keep the image and the layout file only
+                std::vector<PlanFile> files{plan.files[0]};
+                if (plan.base == Base::file) {
+                    files.push_back(plan.files[plan.base_file]);
+                    plan.base_file = 1;
+                }
+                plan.files = std::move(files);
+            }
             if (opt.strategy == Strategy::tiered && opt.drain_cold)
                 for (const auto& e : split.extents)
                     if (e.cls == PageClass::cold) plan.drain.push_back({e.image_page, e.pages});
@@ -410,15 +467,18 @@ uint64_t count_mappings(const MappingPlan& plan) {
         }
         segs.push_back(k);
     };
+    // What lies underneath the ops: the image, the layout file (both at image offsets), or anonymous memory.
+    const bool under_anon = plan.base == Base::anon;
+    const int32_t under = plan.base == Base::file ? plan.base_file : kImageFile;
+    auto base = [&](uint64_t first, uint64_t pages) { add({under_anon, under_anon ? kNoFile : under, first * ps, pages}); };
     uint64_t at = 0;
-    if (plan.base != Base::image) return 1;  // one base mapping; uffd plans lay no ops
     for (const auto& op : plan.ops) {
-        if (op.first_page > at) add({false, kImageFile, at * ps, op.first_page - at});
+        if (op.first_page > at) base(at, op.first_page - at);
         if (anon_backed(op.kind)) add({true, kNoFile, 0, op.pages});
         else add({false, op.file, op.file_offset, op.pages});
         at = op.first_page + op.pages;
     }
-    if (at < plan.image_pages) add({false, kImageFile, at * ps, plan.image_pages - at});
+    if (at < plan.image_pages) base(at, plan.image_pages - at);
     return segs.size();
 }
 
@@ -436,6 +496,31 @@ std::vector<PageSpan> serve_installs(const MappingPlan& plan) {
     return out;
 }
 
+namespace {
+// Page spans of `v` minus the pages the plan's ops cover (address order kept per span).
+std::vector<PageSpan> minus_ops(const MappingPlan& plan, const std::vector<PageSpan>& v) {
+    std::vector<bool> op(plan.image_pages, false);
+    for (const auto& o : plan.ops)
+        for (uint64_t p = o.first_page; p < o.first_page + o.pages && p < plan.image_pages; ++p) op[p] = true;
+    std::vector<PageSpan> out;
+    for (const auto& sp : v)
+        for (uint64_t p = sp.first_page; p < sp.end_page() && p < plan.image_pages; ++p) {
+            if (op[p]) continue;
+            if (!out.empty() && out.back().end_page() == p) ++out.back().pages;
+            else out.push_back({p, 1});
+        }
+    return out;
+}
+}  // namespace
+
+std::vector<PageSpan> exec_installs(const MappingPlan& plan) { return minus_ops(plan, plan.eager); }
+
+std::vector<PageSpan> exec_present(const MappingPlan& plan) {
+    std::vector<PageSpan> v = minus_ops(plan, plan.in_place);
+    for (const auto& o : plan.ops) v.push_back({o.first_page, o.pages});
+    return v;
+}
+
 std::vector<PageOrigin> page_origins(const MappingPlan& plan) {
     const uint64_t ps = plan.page_size;
     std::vector<PageOrigin> o(plan.image_pages);
@@ -447,6 +532,13 @@ std::vector<PageOrigin> page_origins(const MappingPlan& plan) {
             for (const auto& sp : plan.in_place)
                 for (uint64_t i = 0; i < sp.pages && sp.first_page + i < plan.image_pages; ++i)
                     o[sp.first_page + i] = {plan.base_file, (sp.first_page + i) * ps};
+        for (const auto& op : plan.ops) {  // huge regions: zeros, then the pieces read in
+            for (uint64_t i = 0; i < op.pages && op.first_page + i < plan.image_pages; ++i) o[op.first_page + i] = {kNoFile, 0};
+            for (uint32_t k = 0; k < op.piece_count; ++k) {
+                const CopyPiece& c = plan.pieces[op.piece_begin + k];
+                for (uint64_t i = 0; i < c.pages && c.page + i < plan.image_pages; ++i) o[c.page + i] = {c.file, c.file_offset + i * ps};
+            }
+        }
         return o;
     }
     for (uint64_t p = 0; p < plan.image_pages; ++p) o[p] = {kImageFile, p * ps};
@@ -474,6 +566,7 @@ nlohmann::json MappingPlan::to_json() const {
     j["gap_pages"] = gap_pages;
     j["base"] = base_name(base);
     j["demand"] = demand;
+    j["huge"] = huge;
     j["mappings"] = mappings;
     std::array<uint64_t, 4> by_kind{};
     for (const auto& op : ops) ++by_kind[static_cast<int>(op.kind)];
@@ -559,6 +652,7 @@ std::vector<std::byte> encode(const MappingPlan& p) {
     o.u64(static_cast<uint64_t>(p.base));
     o.u64(static_cast<uint64_t>(static_cast<int64_t>(p.base_file)));
     o.u64(p.demand ? 1 : 0);
+    o.u64(p.huge ? 1 : 0);
     o.u64(p.ops.size());
     for (const auto& op : p.ops) {
         o.u64(static_cast<uint64_t>(op.kind));
@@ -620,6 +714,9 @@ MappingPlan decode(std::span<const std::byte> bytes, const std::string& name) {
     uint64_t demand = in.u64();
     if (demand > 1) throw BadInput(name, "restore plan: bad demand flag");
     p.demand = demand == 1;
+    uint64_t huge = in.u64();
+    if (huge > 1) throw BadInput(name, "restore plan: bad huge flag");
+    p.huge = huge == 1;
     uint64_t nops = in.count(56);
     uint64_t prev_end = 0;
     for (uint64_t i = 0; i < nops; ++i) {

@@ -117,6 +117,9 @@ struct BuildOptions {
     // tiered: the userfaultfd schedule over one mapping of the RO layout file (false: the
     // layered mappings, one per run — kept to compare them in bench/restore).
     bool uffd = true;
+    // tiered (userfaultfd schedule): a 2 MiB region with at least this many RW pages is filled
+    // whole as one huge page instead of installing its RW pages one by one (0 = never).
+    uint64_t huge_rw_pages = 256;
 };
 
 struct MappingPlan {
@@ -128,6 +131,7 @@ struct MappingPlan {
     Base base = Base::image;
     int32_t base_file = kNoFile;   // Base::file: the layout file (files[base_file]), mapped at image offsets
     bool demand = false;           // a userfaultfd over the whole mapping; snap-restore serves what is missing
+    bool huge = false;             // copy ops are 2 MiB regions filled as transparent huge pages (demand plans)
     std::vector<Op> ops;           // address order, disjoint
     std::vector<CopyPiece> pieces;
     std::vector<PageSpan> eager;     // userfaultfd installs before the guest runs, in this order
@@ -152,6 +156,11 @@ MappingPlan build_plan(const SplitPlan& split, std::span<const PartRef> parts, c
 // What --serve installs right after the handshake: eager, then in_place (exec maps those in
 // place; Firecracker's anonymous memory cannot), each page once.
 std::vector<PageSpan> serve_installs(const MappingPlan& plan);
+
+// What --exec's fault server installs (eager minus the pages the preload fills itself: huge
+// regions), and what it must treat as present (in place, and the huge regions).
+std::vector<PageSpan> exec_installs(const MappingPlan& plan);
+std::vector<PageSpan> exec_present(const MappingPlan& plan);
 
 // Mappings the ops produce over [0, image_pages): runs that the kernel merges (anonymous
 // next to anonymous, one file at contiguous offsets — the image included) count once.

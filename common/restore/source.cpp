@@ -102,6 +102,26 @@ uint64_t PlacedSource::load_hot_parts() {
     return total;
 }
 
+void PlacedSource::populate_rw() {
+    for (auto& ps : parts_) {
+        if (ps->part().cls != PageClass::rw) continue;
+        auto m = ps->mapped();
+        if (m.empty()) continue;
+        // Page-align the start (the part may begin inside the file); advice only.
+        auto start = reinterpret_cast<uintptr_t>(m.data()) & ~uintptr_t(4095);
+        (void)::madvise(reinterpret_cast<void*>(start), m.size() + (reinterpret_cast<uintptr_t>(m.data()) - start),
+                        22 /* MADV_POPULATE_READ */);
+    }
+}
+
+bool PlacedSource::concurrent_reads() const {
+    for (size_t i = 0; i < parts_.size(); ++i) {
+        const bool loaded = i < loaded_parts_.size() && loaded_parts_[i].data;
+        if (!loaded && parts_[i]->part().compression != placed::Compression::none) return false;
+    }
+    return true;
+}
+
 uffd::Piece PlacedSource::read(uint64_t offset, uint64_t max_bytes, std::byte* scratch) {
     const uint64_t page = offset / page_size_;
     if (offset >= size_ || spans_.empty()) return {nullptr, max_bytes};

@@ -29,6 +29,12 @@ public:
     // the file system takes it, so the page cache is neither used nor polluted), into private
     // memory, and serve them from there from now on. Returns the bytes read.
     uint64_t load_hot_parts();
+    // Map the RW part's pages into this process's page table now (MADV_POPULATE_READ), so
+    // that installing them later takes no page fault on the source side. Done before the
+    // VMM starts: the handler's own set-up, like mapping the snapshot file.
+    void populate_rw();
+    // Every part is uncompressed or loaded: reads hand out pointers and touch no shared state.
+    bool concurrent_reads() const override;
     uint64_t bytes_loaded() const { return loaded_; }
 
 private:

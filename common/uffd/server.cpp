@@ -5,6 +5,7 @@
 #include "common/error.hpp"
 
 #include <poll.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include <cstring>
 #include <ctime>
 #include <numeric>
+#include <thread>
 
 namespace snap::uffd {
 
@@ -96,6 +98,7 @@ nlohmann::json ServerStats::to_json() const {
             {"eager_pages_copied", eager_pages_copied},
             {"eager_pages_zeroed", eager_pages_zeroed},
             {"eager_ns", eager_ns},
+            {"install_threads", install_threads},
             {"eexist", eexist},
             {"eagain", eagain},
             {"gone", gone},
@@ -125,9 +128,25 @@ FaultServer::FaultServer(Userfaultfd uffd, std::vector<Region> regions, PageSour
     uint64_t scratch = std::max({opt_.granule_bytes, opt_.max_ioctl_bytes, biggest_page});
     scratch = (scratch + biggest_page - 1) / biggest_page * biggest_page;
     opt_.max_ioctl_bytes = std::max(opt_.max_ioctl_bytes, biggest_page);
-    scratch_.resize(scratch);
-    zeros_.resize(scratch);
+    scratch_.reset(new std::byte[scratch]);
+    scratch_bytes_ = scratch;
     start_ns_ = mono_ns();
+}
+
+FaultServer::~FaultServer() {
+    if (zeros_) ::munmap(zeros_, scratch_bytes_);
+}
+
+const std::byte* FaultServer::zeros() {
+    if (!zeros_) {
+        void* p = ::mmap(nullptr, scratch_bytes_, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) throw_errno("mmap zeros");
+        // Map the shared zero page everywhere now: UFFDIO_COPY reads its source with page
+        // faults disabled, and an unmapped source page sends it down a slow retry path.
+        (void)::madvise(p, scratch_bytes_, 22 /* MADV_POPULATE_READ */);
+        zeros_ = p;
+    }
+    return static_cast<const std::byte*>(zeros_);
 }
 
 uint64_t FaultServer::now_ns() const { return mono_ns() - start_ns_; }
@@ -183,13 +202,13 @@ bool FaultServer::fill_run(int r, uint64_t start, uint64_t len, bool removed, bo
         for (uint64_t a = from; a < from + bytes; a += R.page_size) state(r, a) = kPresent;
     };
     while (done < len) {
-        uint64_t want = std::min<uint64_t>(len - done, scratch_.size());
+        uint64_t want = std::min<uint64_t>(len - done, scratch_bytes_);
         uint64_t dst = start + done;
         Piece p;
         if (removed) {
             p = {nullptr, want};
         } else {
-            p = source_.read(R.offset + (dst - R.base), want, scratch_.data());
+            p = source_.read(R.offset + (dst - R.base), want, scratch_.get());
             p.bytes = std::min(p.bytes, want);
             if (p.bytes == 0) throw Error("page source returned nothing at image offset " + hex(R.offset + (dst - R.base)));
             if (p.bytes % R.page_size) {
@@ -200,11 +219,11 @@ bool FaultServer::fill_run(int r, uint64_t start, uint64_t len, bool removed, bo
                 while (got < R.page_size) {
                     Piece q = source_.read(off + got, R.page_size - got, tmp.data());
                     q.bytes = std::min(q.bytes, R.page_size - got);
-                    if (q.zero()) std::memset(scratch_.data() + got, 0, q.bytes);
-                    else std::memcpy(scratch_.data() + got, q.data, q.bytes);
+                    if (q.zero()) std::memset(scratch_.get() + got, 0, q.bytes);
+                    else std::memcpy(scratch_.get() + got, q.data, q.bytes);
                     got += q.bytes;
                 }
-                p = {scratch_.data(), R.page_size};
+                p = {scratch_.get(), R.page_size};
             }
         }
         Result res;
@@ -218,7 +237,7 @@ bool FaultServer::fill_run(int r, uint64_t start, uint64_t len, bool removed, bo
             // them cheaply (fault-around maps 16 at a time); a no-op for scratch buffers.
             if (!zero && opt_.prefault_source)
                 for (uint64_t o = 0; o < p.bytes; o += 4096) (void)*reinterpret_cast<const volatile std::byte*>(p.data + o);
-            res = uffd_.copy(dst, zero ? zeros_.data() : p.data, p.bytes, false, write_protect);
+            res = uffd_.copy(dst, zero ? zeros() : p.data, p.bytes, false, write_protect);
         }
         mark(dst, res.bytes);
         uint64_t pages = res.bytes / 4096;
@@ -454,10 +473,90 @@ int FaultServer::serve(std::span<const int> extra_fds, const std::atomic<bool>* 
     return result;
 }
 
+void FaultServer::install_share(std::span<const PageRange> ranges, InstallCounts& c, std::byte* scratch,
+                                uint64_t scratch_bytes) {
+    const uint64_t ps = source_.page_size();
+    for (const PageRange& pr : ranges)
+        for (const AddrRange& ar : map_.addresses_of(pr.first_page * ps, pr.pages * ps)) {
+            const int r = map_.find(ar.start);
+            const Region& R = map_.regions()[static_cast<size_t>(r)];
+            if (R.page_size != 4096) return;
+            const uint64_t end = ar.start + ar.len;
+            for (uint64_t a = ar.start; a < end;) {
+                if (state(r, a) != kMissing) {
+                    a += 4096;
+                    continue;
+                }
+                uint64_t b = a + 4096;
+                while (b < end && state(r, b) == kMissing && b - a < opt_.max_ioctl_bytes) b += 4096;
+                for (uint64_t at = a; at < b;) {
+                    Piece p = source_.read(R.offset + (at - R.base), std::min(b - at, scratch_bytes), scratch);
+                    p.bytes = std::min(p.bytes, b - at);
+                    if (p.bytes == 0) return;
+                    Result res;
+                    if (p.zero() && opt_.use_zeropage) {
+                        res = uffd_.zeropage(at, p.bytes, false);
+                    } else {
+                        if (p.zero()) return;  // zeros by copy: left to the serial pass
+                        if (opt_.prefault_source)
+                            for (uint64_t o = 0; o < p.bytes; o += 4096) (void)*reinterpret_cast<const volatile std::byte*>(p.data + o);
+                        res = uffd_.copy(at, p.data, p.bytes, false, false);
+                    }
+                    for (uint64_t x = at; x < at + res.bytes; x += 4096) state(r, x) = kPresent;
+                    (p.zero() ? c.zeroed : c.copied) += res.bytes / 4096;
+                    if (!p.zero()) c.bytes += res.bytes;
+                    if (res.status == Status::done) at += p.bytes;
+                    else if (res.status == Status::exists) {
+                        ++c.eexist;
+                        state(r, at + res.bytes) = kPresent;
+                        at += res.bytes + 4096;
+                    } else {
+                        return;  // EAGAIN (events pending) or gone: the serial pass sorts it out
+                    }
+                }
+                a = b;
+            }
+        }
+}
+
 uint64_t FaultServer::install(std::span<const PageRange> ranges) {
     uint64_t t0 = mono_ns();
     uint64_t before = stats_.eager_pages_copied + stats_.eager_pages_zeroed;
     uint64_t ps = source_.page_size();
+    uint64_t total = 0;
+    for (const PageRange& pr : ranges) total += pr.pages;
+    if (opt_.install_threads > 1 && total >= 256 && ps == 4096 && source_.concurrent_reads()) {
+        // Shares of equal page counts, in the given order; each thread its own scratch.
+        const unsigned n = std::min(opt_.install_threads, 8u);
+        std::vector<std::span<const PageRange>> shares;
+        size_t from = 0;
+        uint64_t acc = 0;
+        for (size_t i = 0; i < ranges.size() && shares.size() + 1 < n; ++i) {
+            acc += ranges[i].pages;
+            if (acc * n >= total * (shares.size() + 1)) {
+                shares.push_back(ranges.subspan(from, i + 1 - from));
+                from = i + 1;
+            }
+        }
+        shares.push_back(ranges.subspan(from));
+        std::vector<InstallCounts> counts(shares.size());
+        const uint64_t sb = 256 * 1024;
+        std::vector<std::unique_ptr<std::byte[]>> scratch(shares.size());
+        for (auto& b : scratch) b.reset(new std::byte[sb]);
+        std::vector<std::thread> threads;
+        for (size_t i = 1; i < shares.size(); ++i)
+            threads.emplace_back([&, i] { install_share(shares[i], counts[i], scratch[i].get(), sb); });
+        install_share(shares[0], counts[0], scratch[0].get(), sb);
+        for (auto& t : threads) t.join();
+        for (const auto& c : counts) {
+            stats_.eager_pages_copied += c.copied;
+            stats_.eager_pages_zeroed += c.zeroed;
+            stats_.bytes_copied += c.bytes;
+            stats_.eexist += c.eexist;
+        }
+        stats_.install_threads = shares.size();
+    }
+    // The serial pass: everything (left) — pages a share installed are skipped.
     for (const PageRange& pr : ranges) {
         for (const AddrRange& ar : map_.addresses_of(pr.first_page * ps, pr.pages * ps)) {
             int r = map_.find(ar.start);

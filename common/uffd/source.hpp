@@ -29,8 +29,10 @@ public:
     virtual uint32_t page_size() const = 0;
     // The stretch starting at image offset `offset` (page aligned), at most `max_bytes` long
     // (page multiple). `scratch` holds max_bytes bytes the source may fill and point into.
-    // Called from one thread at a time.
+    // Called from one thread at a time, unless concurrent_reads() says otherwise.
     virtual Piece read(uint64_t offset, uint64_t max_bytes, std::byte* scratch) = 0;
+    // read() may be called from several threads at once (each with its own scratch).
+    virtual bool concurrent_reads() const { return false; }
 };
 
 // Bytes in memory (tests, or an image already mapped by the caller). Not owned.

@@ -116,14 +116,14 @@ Userfaultfd::~Userfaultfd() {
 }
 
 Userfaultfd::Userfaultfd(Userfaultfd&& o) noexcept
-    : fd_(std::exchange(o.fd_, -1)), features_(o.features_), ioctls_(o.ioctls_) {}
+    : fd_(std::exchange(o.fd_, -1)), features_(o.features_), ioctls_(o.ioctls_.load()) {}
 
 Userfaultfd& Userfaultfd::operator=(Userfaultfd&& o) noexcept {
     if (this != &o) {
         if (fd_ >= 0) ::close(fd_);
         fd_ = std::exchange(o.fd_, -1);
         features_ = o.features_;
-        ioctls_ = o.ioctls_;
+        ioctls_ = o.ioctls_.load();
     }
     return *this;
 }

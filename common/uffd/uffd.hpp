@@ -6,6 +6,7 @@
 #pragma once
 #include <linux/userfaultfd.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -82,13 +83,13 @@ public:
     // Returns how many were read (0: nothing pending).
     size_t read_events(std::span<uffd_msg> out);
 
-    uint64_t ioctl_count() const { return ioctls_; }
+    uint64_t ioctl_count() const { return ioctls_.load(std::memory_order_relaxed); }
 
 private:
     explicit Userfaultfd(int fd, uint64_t features) : fd_(fd), features_(features) {}
     int fd_ = -1;
     uint64_t features_ = 0;
-    uint64_t ioctls_ = 0;
+    std::atomic<uint64_t> ioctls_{0};  // resolving ioctls may come from several installer threads
 };
 
 }  // namespace snap::uffd

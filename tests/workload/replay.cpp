@@ -22,6 +22,8 @@
 // Output: one JSON object (stdout, or -o FILE since a wrapper may own stdout). Times are
 // CLOCK_MONOTONIC: ready_ns = open+mmap (with the preload: the plan applied, copies
 // included), touch_ns = first to last touch, restore_to_last_touch_ns = their sum.
+// private_dram_bytes: anonymous memory (new pages and copy-on-write copies) after the last
+// touch, minus before the mapping (/proc/self/smaps_rollup).
 #include "common/loadset.hpp"
 
 #include <nlohmann/json.hpp>
@@ -97,6 +99,25 @@ Options parse(int argc, char** argv) {
 
 constexpr uint64_t kMarker = 0x5a5a'1234'beef'0000ull;
 
+// This process's private anonymous memory (anonymous pages and copy-on-write copies of file
+// pages, huge pages included) and the part of it in huge pages, from /proc/self/smaps_rollup.
+struct PrivateMemory {
+    uint64_t anon_bytes = 0, anon_huge_bytes = 0;
+};
+PrivateMemory private_memory() {
+    PrivateMemory m;
+    FILE* f = std::fopen("/proc/self/smaps_rollup", "r");
+    if (!f) return m;
+    char line[256];
+    while (std::fgets(line, sizeof line, f)) {
+        unsigned long long kb = 0;
+        if (std::sscanf(line, "Anonymous: %llu kB", &kb) == 1) m.anon_bytes = kb * 1024;
+        else if (std::sscanf(line, "AnonHugePages: %llu kB", &kb) == 1) m.anon_huge_bytes = kb * 1024;
+    }
+    std::fclose(f);
+    return m;
+}
+
 void pread_all(int fd, char* dst, size_t len, off_t off, const std::string& path) {
     while (len) {
         ssize_t n = ::pread(fd, dst, len, off);
@@ -139,6 +160,7 @@ int main(int argc, char** argv) {
     }
 
     rusage ru0{}, ru1{}, ru2{};
+    const PrivateMemory mem0 = private_memory();
     getrusage(RUSAGE_SELF, &ru0);
     const uint64_t t_map0 = now_ns();
     int fd = ::open(opt.image.c_str(), O_RDONLY | O_CLOEXEC);
@@ -178,6 +200,7 @@ int main(int argc, char** argv) {
     }
     const uint64_t t_last = now_ns();
     getrusage(RUSAGE_SELF, &ru2);
+    const PrivateMemory mem1 = private_memory();
 
     nlohmann::json out = {
         {"image", opt.image},
@@ -196,6 +219,10 @@ int main(int argc, char** argv) {
         {"faults_ready", {{"minor", ru1.ru_minflt - ru0.ru_minflt}, {"major", ru1.ru_majflt - ru0.ru_majflt}}},
         {"faults_touch", {{"minor", ru2.ru_minflt - ru1.ru_minflt}, {"major", ru2.ru_majflt - ru1.ru_majflt}}},
         {"sink", sink & 1},
+        // Private DRAM the restore left (anonymous pages and copy-on-write copies, 4 KiB or
+        // huge), measured after the last touch against before the mapping.
+        {"private_dram_bytes", mem1.anon_bytes > mem0.anon_bytes ? mem1.anon_bytes - mem0.anon_bytes : 0},
+        {"private_huge_bytes", mem1.anon_huge_bytes > mem0.anon_huge_bytes ? mem1.anon_huge_bytes - mem0.anon_huge_bytes : 0},
     };
 
     if (opt.verify) {

@@ -120,6 +120,7 @@ int run_exec(const Options& opt, Context& ctx) {
     std::unique_ptr<uffd::UnixListener> listener;
     if (plan.demand) {
         source = std::make_unique<restore::PlacedSource>(r);
+        if (plan.strategy == restore::Strategy::tiered) source->populate_rw();  // the handler's own set-up
         listener = std::make_unique<uffd::UnixListener>(sock_file);
     }
     {
@@ -185,8 +186,8 @@ int run_exec(const Options& opt, Context& ctx) {
                 so.server.use_zeropage = true;
                 so.server.record = record;
                 so.server.owner_pid = peer.pid;  // to count faults from KVM's async page-fault workers
-                so.eager = plan.eager;
-                so.present = plan.in_place;
+                so.eager = restore::exec_installs(plan);  // the preload fills huge regions itself
+                so.present = restore::exec_present(plan);
                 so.send_ready = true;
                 if (plan.strategy == restore::Strategy::reap)
                     // REAP reads its working-set file in one sequential pass, then installs from memory.
