@@ -364,6 +364,21 @@ void PartSource::read(uint64_t offset, size_t len, std::byte* dst) {
     }
 }
 
+void PartSource::pread(uint64_t offset, size_t len, std::byte* dst) const {
+    if (part_.compression != Compression::none || offset > part_.raw_bytes || len > part_.raw_bytes - offset)
+        throw Error("internal: pread outside uncompressed part " + part_.path);
+    uint64_t at = part_.offset + offset;
+    while (len) {
+        ssize_t n = ::pread(fd_, dst, len, static_cast<off_t>(at));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw_errno("read " + part_.path);
+        if (n == 0) throw BadInput(part_.path, "part file is truncated");
+        dst += n;
+        at += static_cast<uint64_t>(n);
+        len -= static_cast<size_t>(n);
+    }
+}
+
 void check_part(const Part& part) {
     PartSource src(part);
     hash::Xxh3Stream h;

@@ -108,6 +108,10 @@ public:
     // Copy raw bytes [offset, offset+len) to dst (decompressing frames as needed; each frame's
     // checksum is checked when it is decompressed).
     void read(uint64_t offset, size_t len, std::byte* dst);
+    // Uncompressed parts: read raw bytes with pread(2), not through the mapping — one I/O of
+    // exactly these bytes, where a fault on a cold mapping would pull in read_ahead_kb
+    // (8 MiB here) around it. Throws BadInput on a short file.
+    void pread(uint64_t offset, size_t len, std::byte* dst) const;
 
 private:
     void load_frame(size_t i);

@@ -340,6 +340,31 @@ void apply(char* base, size_t len, off_t off, int prot, int flags, int image_fd)
     start_background(base, first, npages, plan.drain, true);
 }
 
+struct Helper {  // huge regions and the in-place populate, while snap-restore installs
+    char* base;
+    uint64_t first, npages;
+    int prot, flags;
+    uint64_t ns[4] = {}, bytes_copied = 0, n_ops = 0, populated = 0, t_ops = 0, t_pop = 0;
+};
+
+void helper_main(void* arg) {
+    auto* h = static_cast<Helper*>(arg);
+    const MappingPlan& plan = g->plan;
+    const uint64_t ps = plan.page_size, t0 = now_ns();
+    lay_ops(h->base, h->first, h->npages, h->prot, h->flags, -1, h->ns, h->bytes_copied, h->n_ops);  // huge regions
+    h->t_ops = now_ns() - t0;
+    // Map the in-place pages of the base (tiered's RO pages in the layout file) into the page
+    // table: one MADV_POPULATE_READ per run instead of a fault per page (a sparse layout file
+    // gives fault-around no neighbours). Only pages the file holds: a hole would fault.
+    if (plan.base == snap::restore::Base::file)
+        for (const auto& sp : plan.in_place) {
+            const uint64_t a = std::max(sp.first_page, h->first), e = std::min(sp.end_page(), h->first + h->npages);
+            if (a >= e) continue;
+            if (syscall(SYS_madvise, h->base + (a - h->first) * ps, (e - a) * ps, MADV_POPULATE_READ) == 0) h->populated += e - a;
+        }
+    h->t_pop = now_ns() - t0 - h->t_ops;
+}
+
 // The socket to snap-restore's fault server, watched: its end means the server is gone, and
 // a guest whose memory nobody serves must not run on (it would hang, or worse).
 void* watch_server(void* arg) {
@@ -402,24 +427,12 @@ void apply_uffd(char* base, size_t len, off_t off, int prot, int flags) {
     const int sock = snap::uffd::wire::send_handshake(g->uffd_socket, regions.dump(), ufd);
     if (sock < 0) die(errno_text("connect " + g->uffd_socket, -sock));
     const uint64_t t_sent = now_ns();
-    // While snap-restore installs the eager pages on the other core, map the in-place pages
-    // of the base (tiered's RO pages in the layout file) into the page table here: one
-    // MADV_POPULATE_READ per run instead of a fault per page (a sparse layout file gives
-    // fault-around no neighbours). Only pages the file holds: a hole would fault to the server.
-    uint64_t ns[4] = {}, bytes_copied = 0, n_ops = 0;
-    const uint64_t first_page = uint64_t(off) / ps;
-    lay_ops(base, first_page, len / ps, prot, flags, -1, ns, bytes_copied, n_ops);  // huge regions
-    const uint64_t t_ops = now_ns();
-    uint64_t populated = 0;
-    if (plan.base == snap::restore::Base::file) {
-        const uint64_t first = uint64_t(off) / ps, npages = len / ps;
-        for (const auto& sp : plan.in_place) {
-            const uint64_t a = std::max(sp.first_page, first), e = std::min(sp.end_page(), first + npages);
-            if (a >= e) continue;
-            if (syscall(SYS_madvise, base + (a - first) * ps, (e - a) * ps, MADV_POPULATE_READ) == 0) populated += e - a;
-        }
-    }
-    const uint64_t t_pop = now_ns();
+    // While snap-restore installs the eager pages (two threads), this thread lays the huge
+    // regions and maps the in-place pages; then it waits for snap-restore's "ready". Only
+    // then does mmap() return, so no guest access can see a page before it is there.
+    Helper helper{base, uint64_t(off) / ps, len / ps, prot, flags};
+    helper_main(&helper);
+    const uint64_t t_helper = now_ns();
     if (int rc = snap::uffd::wire::wait_ready(sock); rc != 0)
         die(rc == -EPIPE ? "snap-restore closed the fault server before the eager installs were done"
                          : errno_text("wait for snap-restore", -rc));
@@ -441,13 +454,13 @@ void apply_uffd(char* base, size_t len, off_t off, int prot, int flags) {
         rep["mapping"] = {{"address", a}, {"bytes", len}, {"offset", off}, {"shared", false}};
         rep["uffd"] = {{"socket", g->uffd_socket}, {"write_protect", wp}};
         rep["base"] = snap::restore::base_name(plan.base);
-        rep["ops_applied"] = n_ops;
-        rep["bytes_copied"] = bytes_copied;
+        rep["ops_applied"] = helper.n_ops;
+        rep["bytes_copied"] = helper.bytes_copied;
         rep["mappings_before"] = 0;
         rep["mappings_after"] = 0;
-        rep["populated_pages"] = populated;
-        rep["phases_ns"] = {{"map", t_map - t0}, {"uffd", t_sent - t_map}, {"copy", t_ops - t_sent}, {"populate", t_pop - t_ops},
-                            {"eager", t1 - t_sent}, {"total", t1 - t0}};
+        rep["populated_pages"] = helper.populated;
+        rep["phases_ns"] = {{"map", t_map - t0}, {"uffd", t_sent - t_map}, {"copy", helper.t_ops}, {"populate", helper.t_pop},
+                            {"server_wait", t1 - t_helper}, {"eager", t1 - t_sent}, {"total", t1 - t0}};
         rep["ready_ns"] = t1 - g->start_ns;
     }
     write_report();

@@ -19,9 +19,10 @@
 //          every op is one mapping and vm.max_map_count bounds the total, so ops are merged
 //          across small gaps (a gap inside a copy op is copied; small zero runs and small map
 //          runs fall back to the image underneath, which holds those bytes too);
-//   eager  page spans installed with userfaultfd (UFFDIO_COPY / UFFDIO_ZEROPAGE, batched, one
-//          wake) by snap-restore before the guest may run, in this order (reap's working set,
-//          tiered's RW pages);
+//   eager  page spans installed with userfaultfd (UFFDIO_COPY / UFFDIO_ZEROPAGE, batched over
+//          two threads, one wake) by snap-restore before the guest may run, in this order (reap's
+//          working set, tiered's RW pages) — except pages inside huge regions (tiered: copy ops
+//          of whole 2 MiB regions the preload fills as one transparent huge page);
 //   demand with `demand`, a userfaultfd covers the whole mapping: every page the base and the
 //          eager spans do not hold is served on its first touch by snap-restore from the parts
 //          (COLD from its tier, zeros for ZERO pages).

@@ -2,6 +2,7 @@
 #include "source.hpp"
 
 #include "common/error.hpp"
+#include "common/tier.hpp"
 
 #include <fcntl.h>
 #include <linux/magic.h>
@@ -41,6 +42,7 @@ PlacedSource::PlacedSource(const placed::PlacedReader& r) : size_(r.image().size
     for (const auto& p : r.parts()) {
         index[static_cast<int>(p.cls)] = static_cast<int>(parts_.size());
         parts_.push_back(std::make_unique<placed::PartSource>(p));
+        pread_.push_back(!tier::byte_addressable(r.tier_of(p).kind) && p.compression == placed::Compression::none);
     }
     std::vector<Span> ext;
     for (const auto& e : r.plan().extents) {
@@ -133,6 +135,10 @@ uffd::Piece PlacedSource::read(uint64_t offset, uint64_t max_bytes, std::byte* s
     const uint64_t at = s.part_offset + into * page_size_;
     if (size_t(s.part) < loaded_parts_.size() && loaded_parts_[s.part].data) return {loaded_parts_[s.part].data + at, bytes};
     placed::PartSource& src = *parts_[s.part];
+    if (pread_[s.part]) {  // a file tier: exactly these bytes, one I/O
+        src.pread(at, bytes, scratch);
+        return {scratch, bytes};
+    }
     auto mapped = src.mapped();
     if (!mapped.empty()) return {mapped.data() + at, bytes};
     src.read(at, bytes, scratch);

@@ -50,6 +50,7 @@ private:
     std::vector<Span> spans_;  // image order, covering every page
     std::vector<std::unique_ptr<placed::PartSource>> parts_;
     std::vector<Loaded> loaded_parts_;  // per part: its bytes in private memory (load_hot_parts)
+    std::vector<bool> pread_;           // per part: on a file tier, read with pread (no readahead)
     uint64_t loaded_ = 0;
     uint64_t size_;
     uint32_t page_size_;

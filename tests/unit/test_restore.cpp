@@ -7,6 +7,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <map>
 
 using namespace snap;
@@ -301,4 +302,60 @@ TEST_CASE("restore plan: encode/decode round trip and corrupt input") {
     }
     CHECK(strategy_from_name("tiered") == Strategy::tiered);
     CHECK(!strategy_from_name("lazy"));
+}
+
+TEST_CASE("restore plan: tiered fills RW-dense 2 MiB regions as huge pages; both front-ends see it") {
+    // 2048 pages (4 regions of 512): region 1 is mostly RW (300 of its pages), with RO and ZERO
+    // pages; region 2 has 100 RW pages (sparse) and COLD ones; the rest is ZERO. A region with
+    // COLD pages is never made huge (they would be read on the critical path).
+    SplitPlan s;
+    s.image = {2048 * kPs, kPs, 0x99};
+    s.runs = {{0, 512, PageClass::zero},   {512, 300, PageClass::rw},  {812, 100, PageClass::ro},
+              {912, 112, PageClass::zero}, {1024, 100, PageClass::rw},  {1124, 412, PageClass::cold},
+              {1536, 512, PageClass::zero}};
+    s.extents = {{512, 300, PageClass::rw, 0}, {1024, 100, PageClass::rw, 300}, {812, 100, PageClass::ro, 0},
+                 {1124, 412, PageClass::cold, 0}};
+    uint32_t rank = 0;
+    for (uint64_t pg = 512; pg < 912; pg += 7) s.order.push_back({pg, rank++, kAccessRead});
+    for (uint64_t pg = 1024; pg < 1124; ++pg) s.order.push_back({pg, rank++, kAccessRead | kAccessWrite});
+    s.pages_per_class = {512 + 112 + 512, 100, 400, 412};
+    std::vector<PartRef> ps = {{PageClass::rw, "/p/rw", 0, true, {}},
+                               {PageClass::ro, "/p/ro", 0, true, "/p/ro.layout"},
+                               {PageClass::cold, "/p/cold", 0, true, {}}};
+    BuildOptions o;
+    o.strategy = Strategy::tiered;
+    MappingPlan m = build_plan(s, ps, "/img", o);
+    REQUIRE(m.demand);
+    CHECK(m.huge);
+    REQUIRE(m.ops.size() == 1);  // region 1 only: region 2 has too few RW pages
+    CHECK(m.ops[0].first_page == 512);
+    CHECK(m.ops[0].pages == 512);
+    CHECK(m.ops[0].kind == OpKind::copy);
+    // Every page of the region comes from its part (or is zero); the rest as before.
+    auto origins = page_origins(m);
+    for (uint64_t p = 512; p < 1024; ++p) {
+        CAPTURE(p);
+        const auto& c = origins[p];
+        if (p < 812) CHECK((m.files.at(c.file).path == "/p/rw" && c.offset == (p - 512) * kPs));
+        else if (p < 912) CHECK((m.files.at(c.file).path == "/p/ro" && c.offset == (p - 812) * kPs));
+        else CHECK(c.file == kNoFile);
+    }
+    // --exec: the server installs only the RW pages outside the huge region and treats the
+    // region and the in-place RO pages as present; --serve installs every eager page.
+    CHECK(exec_installs(m) == std::vector<PageSpan>{{1024, 100}});
+    auto present = exec_present(m);
+    CHECK(std::find(present.begin(), present.end(), PageSpan{512, 512}) != present.end());
+    uint64_t eager_total = 0;
+    for (const auto& sp : m.eager) eager_total += sp.pages;
+    CHECK(eager_total == 400);
+    CHECK(serve_installs(m).front() == PageSpan{512, 300});
+    REQUIRE(!m.notes.empty());
+    CHECK(m.notes.back().find("212 pages of private DRAM beyond") != std::string::npos);
+    CHECK(m.mappings == 3);  // layout, the huge region, layout
+    CHECK(decode(encode(m), "plan") == m);
+    o.huge_rw_pages = 0;  // off: no ops, one mapping
+    MappingPlan flat = build_plan(s, ps, "/img", o);
+    CHECK(flat.ops.empty());
+    CHECK(flat.mappings == 1);
+    CHECK(exec_installs(flat) == flat.eager);
 }
