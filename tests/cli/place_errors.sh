@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # snap-place refusals: exit codes and one-line messages naming the culprit.
 set -uo pipefail
 BIN=${1:-$SNAPKIT_BIN}

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # split -> place (model's choice, then dax/file with zstd) -> every part matches its digest ->
 # the image reassembled from the placed artifact alone equals the original byte for byte.
 # Also: same inputs give the same artifact bytes; re-placing keeps the parts.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Bad input gets a clear one-line error naming the file, the documented exit code, and never a
 # half-written or overwritten output.
 set -u
