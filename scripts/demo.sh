@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The demo, the main job on the embedded default: install what is missing and build
 # (scripts/setup.sh), then take the proving ground's `hello` function — a real Linux guest
 # under QEMU+KVM, built from Debian packages and snapshotted once (both cached under build/) —

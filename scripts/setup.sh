@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Install what snapkit needs (Debian packages only, via apt-get, when missing) and build it:
 # the five tools land in build/bin/. Safe to run again: installs nothing twice, rebuilds only
 # what changed.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Event decoding for the bpf recording method: layouts, address resolution, first touches.
 #include "common/bpf/decode.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The pure half of the bpf recording method: what the user side does with the events that
 // record.bpf.c sends. Guest-physical addresses go through the VMM's memory layout (GpaMap),
 // virtual addresses the kernel could not resolve go through /proc/PID/maps (VaddrResolver),

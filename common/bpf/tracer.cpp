@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Loader/consumer of record.bpf.c (see tracer.hpp). All libbpf calls live here.
 #include "common/bpf/tracer.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The loader and consumer of record.bpf.c: checks that BPF may run here, opens the
 // skeleton, configures it (image identity, which tracepoints, map sizes), loads, attaches,
 // and drains the ring buffer on a thread of its own into a sink. The order follows bcc's

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The artifact container shared by every snapkit artifact (man/snapkit-formats.5 is the
 // normative byte-level description):
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Page-cache residency of a file (mincore over a mapping that is never touched), and
 // dropping a file from the page cache.
 #pragma once

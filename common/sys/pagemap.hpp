@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Page-table state of another process over a virtual range: the PAGEMAP_SCAN ioctl on
 // /proc/PID/pagemap (Linux 6.7+), with a fallback to pread of 64-bit pagemap entries.
 // Debian's headers predate the ioctl, so its ABI is defined here from the kernel's

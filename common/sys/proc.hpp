@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // /proc readers for a target process: its memory map (/proc/PID/maps), its resident set
 // (/proc/PID/statm) and a few /proc/PID/status fields. Parsing is pure (testable on text);
 // the readers only fetch the text.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // ptrace, narrowly: seize a thread with event options, decode what waitpid() reports, and
 // resume it the right way (re-deliver signals, LISTEN in a group-stop). Used by snap-record
 // to hold a target at its exit while its address space still exists.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """chameleon: render an HTML table of ROWS x COLS cells with a Chameleon
 page template (the pyperformance / FaaSnap chameleon benchmark).  The
 template is compiled when the function loads.  Input ROWS:COLS; answer:

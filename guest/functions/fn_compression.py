@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """compression: zlib-compress KIB KiB of semi-compressible data and
 decompress it again (FaaSnap's compression).  Input KIB:SEED; answer:
 compressed size and digest."""

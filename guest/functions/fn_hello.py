@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """hello: the smallest function; measures the runtime's fixed cost."""
 
 

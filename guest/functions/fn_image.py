@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """image: decode a JPEG, rotate it, encode it again with Pillow (FaaSnap's
 image).  The JPEGs are drawn and encoded when the function loads (no data
 files in the guest).  Input IMAGE:ANGLE (IMAGE 1 or 2); answer: size and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """json: build a document of N records, serialize, parse, re-serialize
 (FaaSnap's json_serdes).  Input N:SEED; answer: digest of the final text."""
 

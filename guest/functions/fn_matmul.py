@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """matmul: multiply two N x N float64 matrices with numpy (FaaSnap's
 matmul).  The operands hold small integers, so the product is exact in
 float64 whatever SIMD path or BLAS the guest picks (the guest kernel runs

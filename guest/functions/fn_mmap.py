@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """mmap: map MIB MiB of anonymous memory, write every page, read it back,
 unmap (FaaSnap's mmap).  Every page is a fresh guest page fault, the cost
 a restored VM cannot avoid.  Input MIB:SEED; answer: checksum."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """pyaes: AES-CTR encryption of SIZE bytes in pure Python (FaaSnap's
 pyaes).  Input SIZE:SEED; answer: digest of the ciphertext, checked by
 decrypting it again."""

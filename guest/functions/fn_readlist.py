@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """read-list: sum a slice of a large list built when the function loads
 (FaaSnap's read-list).  The list lives in the snapshot; a restored VM must
 bring its pages back to answer.  Input STRIDE:OFFSET; answer: the sum."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Native functions: a static binary kept running as a co-process.
 
 The binary reads one input per line on stdin and answers "<us> <answer>"

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Stand-in for setuptools' pkg_resources in the guest.
 
 Chameleon imports pkg_resources at load time only to name package versions

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Helpers shared by the Python functions: deterministic data, digests.
 
 No `random` (its import seeds from the OS) and no `hashlib` (it drags in

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The function suite: names, record/test inputs, and how to load each.
 
 Modelled on the FaaSnap / REAP suites.  Every function is

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // pagerank: PageRank of a random directed graph (FaaSnap's pagerank, which
 // uses python-igraph).  Native because igraph's Debian build pulls libxml2
 // and 31 MB of ICU data into the guest (see guest/README.md).  Same

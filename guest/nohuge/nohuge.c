@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * libnohuge.so: LD_PRELOAD shim for a VMM (QEMU) that drops MADV_HUGEPAGE
  * advice on file-backed mappings.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * snapkit guest init (PID 1): mounts the pseudo file systems, makes the
  * serial console a raw line, credits the kernel's entropy pool (no RDRAND

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """snapkit guest function runner.
 
 Started by /init (PID 1).  Loads the function table, prints

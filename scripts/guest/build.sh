@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Build the snapkit proving-ground guest from Debian packages, reproducibly:
 #   vmlinux         linux-source-6.1 + tinyconfig + guest/kernel/snapkit.config
 #                   + guest/kernel/*.patch (boots on KVM PVM and on real hardware)
@@ -29,7 +30,7 @@ while [ $# -gt 0 ]; do
         --out=*) out=${1#--out=}; shift ;;
         --force) force=1; shift ;;
         --jobs) jobs=$2; shift 2 ;;
-        -h|--help) sed -n '2,/^[^#]/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '3,/^[^#]/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "build.sh: error: unknown argument: $1" >&2; exit 2 ;;
     esac
 done

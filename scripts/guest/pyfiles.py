@@ -1,4 +1,5 @@
 #!/usr/bin/python3.11
+# SPDX-License-Identifier: Apache-2.0
 """Stage the guest's Python: only what the functions really use.
 
 Runs the runner and every function of guest/functions/suite.py on the host

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Man pages stay true to --help: every long option a tool's --help lists is documented in the
 # OPTIONS section of its man page, and every long option documented there exists in --help.
 set -u

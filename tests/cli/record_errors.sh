@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # snap-record's failures: exit codes (1 runtime, 2 usage, 3 bad image, 4 capability) and
 # one-line messages that name the culprit.
 set -u

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # snap-record --method mincore on rwload: the image is dropped from the page cache first
 # (checked: nothing resident at the start although the image was warm), every page the
 # workload touched is in the set, and --keep-cache reports what it cannot see.

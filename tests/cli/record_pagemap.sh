@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # snap-record --method pagemap on rwload: the written set equals the truth exactly, every
 # page the workload read is recorded (read or written), and the last touches right before
 # exit are caught by the final scan — also when exit_group() comes from a non-leader thread.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # snap-record --pid: attach to a running rwload; SIGINT stops cleanly (loading set written,
 # target detached and still running); --duration stops by itself; and a target that exits
 # while attached gets its final scan at its exit stop (its last touches are recorded).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # snap-restore --exec with a host process instead of a VMM: maptest maps the image the way
 # QEMU does (share=off) and checks every page against the image and that writes never reach
 # it, under every strategy — tiered both with its RO tier on tmpfs (one mapping of the layout

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # snap-restore --materialize: the image rebuilt from the placed artifact's parts (plain and
 # zstd-compressed) equals the original byte for byte, and the loading set is warmed.
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # snap-restore --exec --record: the preload hands the image range to snap-restore as a
 # userfaultfd (Firecracker's handshake over a private socket), snap-restore serves every
 # fault from the placed artifact and records the first touches. maptest reads every page

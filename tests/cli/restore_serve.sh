@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # snap-restore --serve: fcclient plays Firecracker (anonymous guest memory, userfaultfd, one
 # JSON message) and checks every page against the image, under every strategy, from plain
 # and zstd-compressed parts; then --record produces a uffd loading set of the image.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Firecracker's UFFD backend protocol end to end, without a VM: fcclient does what Firecracker
 # does (anonymous private guest memory in two regions with a hole, userfaultfd registered
 # MISSING, one JSON message + SCM_RIGHTS), fcserve answers with snap::uffd::serve_firecracker

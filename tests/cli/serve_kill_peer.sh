@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # A handler that must die kills its Firecracker first (pid from SO_PEERCRED), so the VM does
 # not hang forever on a fault nobody serves; and a broken handshake is a clean error.
 set -u

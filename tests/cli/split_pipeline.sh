@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The issue-2 pipeline as a user runs it: snap-record --method pagemap → snap-split →
 # snap-stat --json. Checks against ground truth: `zero` and `rw` exactly, `ro` ⊇ the pages
 # only read; the split reproduces every page of the image; same inputs give the same bytes.

@@ -1,7 +1,9 @@
+// SPDX-License-Identifier: Apache-2.0
 // Fuzz target for every artifact reader: whatever the bytes, a reader either accepts the file
 // or throws BadInput — never crashes, hangs, over-allocates or throws anything else.
 // Built two ways: with clang -fsanitize=fuzzer (-DSNAPKIT_LIBFUZZER) for coverage-guided
-// fuzzing, and as a plain program (ctest) that mutates valid seed artifacts deterministically.
+// fuzzing (testdata/ and testdata/placed/ are its seed corpus), and as a plain program (ctest)
+// that mutates the valid artifacts of testdata/ deterministically.
 #include "common/error.hpp"
 #include "common/file.hpp"
 #include "common/loadset.hpp"
@@ -13,14 +15,20 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <string>
 #include <vector>
+
+#ifndef SNAPKIT_TESTDATA_DIR
+#define SNAPKIT_TESTDATA_DIR "testdata"
+#endif
 
 namespace {
 
@@ -69,39 +77,35 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 }
 
 #ifndef SNAPKIT_LIBFUZZER
-// Seeds: a valid loading set and a valid split, built here. Each iteration flips bits,
-// truncates, or overwrites a header/table field with an extreme value; then every reader runs.
+// Seeds: the artifacts of testdata/ (every loading set, the split, the placed manifest), in
+// name order so the run is the same everywhere. Each iteration flips bits, truncates, or
+// overwrites a header/table field with an extreme value; then every reader runs.
+//   snap-fuzz-readers [ITERATIONS [TESTDATA_DIR]]   (default dir: $SNAPKIT_TESTDATA, else the source tree's)
 int main(int argc, char** argv) {
     const int iterations = argc > 1 ? std::atoi(argv[1]) : 4000;
-    const std::string dir = scratch_path() + "-seeds";
-    std::string mk = "mkdir -p " + dir;
-    if (std::system(mk.c_str()) != 0) return 1;
-    const uint64_t pages = 64;
-    std::vector<char> img(pages * 4096, 0);
-    for (uint64_t p = 0; p < pages; p += 2) std::memset(&img[p * 4096], static_cast<int>(p + 1), 4096);
-    {
-        std::ofstream f(dir + "/img", std::ios::binary);
-        f.write(img.data(), static_cast<std::streamsize>(img.size()));
+    const char* env = std::getenv("SNAPKIT_TESTDATA");
+    const std::filesystem::path testdata = argc > 2 ? argv[2] : env && *env ? env : SNAPKIT_TESTDATA_DIR;
+    std::vector<std::filesystem::path> names;
+    std::error_code ec;
+    for (const auto& sub : {testdata, testdata / "placed"})
+        for (const auto& e : std::filesystem::directory_iterator(sub, ec)) {
+            const auto ext = e.path().extension();
+            if (e.is_regular_file() && (ext == ".ls" || ext == ".split" || ext == ".placed")) names.push_back(e.path());
+        }
+    std::sort(names.begin(), names.end());
+    if (names.size() < 3) {
+        std::fprintf(stderr, "FAIL: no seed artifacts in %s (a loading set, a split and a placed manifest expected)\n",
+                     testdata.c_str());
+        return 1;
     }
-    snap::Image image(dir + "/img");
-    snap::LoadingSet ls;
-    ls.image = image.identity();
-    ls.method = "pagemap";
-    ls.knows_writes = true;
-    for (uint64_t p = 0; p < pages; p += 3) ls.touches.push_back({p, p * 10, static_cast<uint32_t>(p), p % 2 ? snap::kAccessWrite : snap::kAccessRead});
-    ls.normalize();
-    snap::write_loadset(ls, dir + "/seed.ls");
-    auto plan = snap::plan_split(image, ls, {});
-    snap::write_split(image, plan, dir + "/seed.split", 1);
-
     std::vector<std::vector<uint8_t>> seeds;
-    for (const char* name : {"/seed.ls", "/seed.split"}) {
-        std::ifstream f(dir + name, std::ios::binary);
+    for (const auto& name : names) {
+        std::ifstream f(name, std::ios::binary);
         seeds.emplace_back(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
     }
-    for (auto& s : seeds)
-        if (try_readers(s.data(), s.size()) != 1) {
-            std::fprintf(stderr, "FAIL: a valid seed was not accepted by exactly one reader\n");
+    for (size_t i = 0; i < seeds.size(); ++i)
+        if (try_readers(seeds[i].data(), seeds[i].size()) != 1) {
+            std::fprintf(stderr, "FAIL: a valid seed was not accepted by exactly one reader: %s\n", names[i].c_str());
             return 1;
         }
     std::mt19937_64 rng(20261124);
@@ -132,9 +136,8 @@ int main(int argc, char** argv) {
         accepted += try_readers(d.data(), d.size());
     }
     std::remove(scratch_path().c_str());
-    std::string rm = "rm -rf " + dir;
-    if (std::system(rm.c_str()) != 0) return 1;
-    std::printf("ok: %d mutated artifacts, %d accepted (checksums catch the rest), no crash\n", iterations, accepted);
+    std::printf("ok: %d mutated artifacts from %zu seeds, %d accepted (checksums catch the rest), no crash\n", iterations,
+                seeds.size(), accepted);
     return 0;
 }
 #endif

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # snap-record --method bpf on rwload (root only: label priv). The written set equals the
 # truth exactly; every recorded page was really touched (fault-around can hide reads, never
 # invent them: recorded ⊆ true reads ∪ written); ranks follow timestamps; no event lost;

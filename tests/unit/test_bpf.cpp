@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Pure logic of the bpf recording method: --gpa-map parsing and translation, virtual
 // address → image offset through /proc/PID/maps text, and folding the event stream into
 // first touches (order by timestamp, write upgrades, addresses outside the image).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The artifact container, loading sets and splits: known bytes, round trips, corrupt inputs.
 #include "common/error.hpp"
 #include "common/format/container.hpp"

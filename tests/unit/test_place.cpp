@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Units for snap-place: tier spellings, sizes, the cost model's choices under budgets, the
 // placed manifest's round trip and corruption checks, and materialize.
 #include "common/costmodel.hpp"
@@ -5,6 +6,7 @@
 #include "common/hash.hpp"
 #include "common/placed.hpp"
 #include "common/tier.hpp"
+#include "testdata.hpp"
 
 #include <doctest/doctest.h>
 #include <sys/stat.h>
@@ -236,8 +238,7 @@ TEST_CASE("place, read back, materialize byte for byte; deterministic and idempo
 
 TEST_CASE("bad part files and corrupt manifests are BadInput naming the file") {
     std::string dir = scratch_dir("corrupt");
-    std::string sp = make_split(dir);
-    SplitReader split(sp);
+    SplitReader split(test::testdata("pagemap.split"));  // any valid split with an RO class
     placed::PlaceRequest req;
     req.tiers = {mk(TierKind::dram, dir)};
     auto res = placed::place(split, req, dir + "/p.placed");

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // snap-record's pure logic: rank assignment across scan rounds (TouchTable).
 #include "snap-record/touch_table.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The raw-syscall layer's pure parts: /proc/PID/maps lines, pagemap entries, virtual → image
 // page translation, wait-status decoding; plus a live PAGEMAP_SCAN/pread agreement check on
 // our own private file mapping.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Shared by the real-VM tests: probe, locate, snapshot if needed.
 # Sourced, not run.  Exit 77 = skipped (ctest SKIP_RETURN_CODE).
 set -euo pipefail

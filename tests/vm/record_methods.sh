@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Real VM: record one restore of each test function with three methods at once (mincore
 # outermost, then bpf, then pagemap as QEMU's direct parent: one run, three loading sets),
 # then split and check the result is plausible and the methods agree:

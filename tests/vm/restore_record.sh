@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Real VM, the uffd recording method under snap-restore --exec --record: record hello with
 # pagemap (for a placed artifact and a reference), then restore it vanilla twice — once
 # plain, once recorded over userfaultfd — and check: the answer, the image file never

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Real VM, every restore strategy through snap-restore --exec: for hello, json and pyaes,
 # record a loading set (pagemap, huge-page advice dropped, image evicted), split, place
 # (rw=dram, ro=dax on /dev/shm standing in for CXL, cold=file:), then restore with QEMU under

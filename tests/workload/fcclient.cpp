@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // fcclient: plays Firecracker's part of the UFFD memory backend, to test a page-fault handler
 // without a VM. It does what Firecracker does on snapshot load with a Uffd backend: maps
 // guest memory anonymous private (several regions, with holes between them in the host

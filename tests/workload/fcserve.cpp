@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // fcserve: a test page-fault handler for Firecracker's UFFD backend, serving a plain image
 // file through snap::uffd::serve_firecracker — what `snap-restore --serve` does with a
 // placed artifact, minus the artifact. Used by tests/cli/serve_*.sh and for measurements.

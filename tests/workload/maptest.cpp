@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // maptest: a stand-in for a VMM under snap-restore --exec. It maps a memory image the way
 // QEMU maps memory-backend-file with share=off (open O_RDWR, reserve an aligned PROT_NONE
 // area, then MAP_PRIVATE|MAP_FIXED over it), checks every page of the mapping against the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // mkimage: write a deterministic test memory image: a given share of all-zero pages, the rest
 // pseudo-random bytes, laid out in runs like a guest's RAM (zero runs between data runs).
 //   mkimage OUT --mib N [--zero-pct P] [--seed S]

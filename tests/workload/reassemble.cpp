@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // reassemble: rebuild the image from a placed artifact's parts (placed::materialize), for the
 // round-trip tests until snap-restore --materialize exists.
 //   reassemble PLACED OUT      exit 0 ok, 3 bad artifact or part (message names the file)

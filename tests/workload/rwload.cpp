@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // rwload: a stand-in for a VMM restoring a snapshot. Maps IMAGE privately (like Firecracker's
 // File backend and QEMU's share=off) and reads/writes a pseudo-random set of its pages in
 // three phases: most touches, then touch-free work, then the last touches immediately before

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // snap-place: command line. The work is in place.cpp.
 #include "place.hpp"
 

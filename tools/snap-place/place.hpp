@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // snap-place: put each class of a split (RW, RO, COLD) on a tier — chosen by the user or by
 // the cost model under budgets — and write the placed artifact (DESIGN.md §2, §3).
 #pragma once

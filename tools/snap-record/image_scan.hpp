@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // One page-table scan of a process's mappings of the image: every present image page, read
 // (file page) or written (private anonymous copy). Shared by the pagemap method (every round)
 // and the bpf method (a final scan for writes no fault tracepoint sees).

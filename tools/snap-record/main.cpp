@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // snap-record: command line → Options → run() (record.cpp).
 #include "method.hpp"
 #include "record.hpp"

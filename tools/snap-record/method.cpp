@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The method registry: methods register a factory from their own translation unit.
 #include "method.hpp"
 

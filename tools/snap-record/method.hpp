@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The recording methods of snap-record behind one interface (DESIGN.md §5). A method is
 // told when the target starts, polled while it runs, and finishes with a final scan while
 // the target still exists (stopped at its exit, or being detached from).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // --method bpf: exact, timestamped first touches from kernel tracepoints (common/bpf/).
 // Sources: the target's page faults on its mappings of the image (user), and KVM's view of
 // the guest touching its memory (kvm: kvm_page_fault with EPT/NPT, kvm_mmu_set_spte with

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // --method mincore (FaaSnap): the image is dropped from the page cache before the target
 // runs; each scan asks which pages of the image are resident now. A page that became
 // resident was read by someone — the target, or readahead on its behalf. No R/W bit.

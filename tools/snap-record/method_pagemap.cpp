@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // --method pagemap: scan the target's page tables over its mappings of the image. In a
 // private file mapping a present page that is the file's page-cache page was read; a present
 // (or swapped) anonymous page is a copy-on-write copy: it was written. Writes are exact;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // snap-record's run(): start or attach to the target, let the method prepare, poll it on a
 // timer and on RSS growth, and take the final scan while the target is held at its exit
 // (PTRACE_EVENT_EXIT comes before the exiting thread drops its address space).

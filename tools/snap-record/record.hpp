@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // snap-record: record the loading set of a restore (which pages of an image a process
 // touches, in order, read or written). main.cpp parses argv into Options; run() does the work.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Monotonic clock and a per-method tally of time spent scanning (the OVERHEAD numbers).
 #pragma once
 #include <time.h>

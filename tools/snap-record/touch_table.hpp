@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // First-touch bookkeeping for methods that scan in rounds (mincore, pagemap): every page
 // gets the index of the first scan that saw it as its rank, and the OR of the access bits
 // of every scan that saw it. Pure logic, header-only so that unit tests include it directly.

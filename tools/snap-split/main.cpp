@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // snap-split: command line. The work is in split.cpp.
 #include "split.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // snap-split: classify every page of an image ZERO / RO / RW / COLD from one or more loading
 // sets and write the split artifact (DESIGN.md §2, §3).
 #pragma once

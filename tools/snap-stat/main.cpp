@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // snap-stat: command line. The work is in stat.cpp.
 #include "stat.hpp"
 

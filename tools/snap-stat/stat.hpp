@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // snap-stat: numbers and pictures of any artifact, and comparisons between two.
 #pragma once
 #include "common/cli.hpp"
