@@ -224,15 +224,22 @@ SplitPlan decode_plan_chunks(const Artifact& a) {
     auto ordr = a.verified_bytes(a.require(kOrdr));
     if (ordr.size() % kOrderBytes) a.bad("chunk ORDR length is not a multiple of 16");
     if (ordr.size() / kOrderBytes > pages) a.bad("chunk ORDR lists more pages than the image has");
-    std::vector<bool> seen(pages);
+    // Repeats are found by sorting the listed pages: no array sized by the claimed image size
+    // (a few KiB may claim a TiB image of zero pages).
+    std::vector<uint64_t> listed;
+    listed.reserve(ordr.size() / kOrderBytes);
+    plan.order.reserve(ordr.size() / kOrderBytes);
     for (size_t i = 0; i < ordr.size() / kOrderBytes; ++i) {
         const std::byte* p = &ordr[i * kOrderBytes];
         OrderEntry o{get_u64(p), get_u32(p + 8), static_cast<uint8_t>(get_u32(p + 12))};
-        if (o.page >= pages || seen[o.page] || get_u32(p + 12) == 0 || get_u32(p + 12) > 3)
-            a.bad("load order entry " + std::to_string(i) + " is invalid (page out of range, repeated, or bad access)");
-        seen[o.page] = true;
+        if (o.page >= pages || get_u32(p + 12) == 0 || get_u32(p + 12) > 3)
+            a.bad("load order entry " + std::to_string(i) + " is invalid (page out of range, or bad access)");
+        listed.push_back(o.page);
         plan.order.push_back(o);
     }
+    std::sort(listed.begin(), listed.end());
+    if (auto dup = std::adjacent_find(listed.begin(), listed.end()); dup != listed.end())
+        a.bad("load order lists page " + std::to_string(*dup) + " twice");
     auto extn = a.verified_bytes(a.require(kExtn));
     if (extn.size() % kExtentBytes) a.bad("chunk EXTN length is not a multiple of 32");
     std::array<uint64_t, kPageClasses> covered{};

@@ -106,7 +106,7 @@ void Artifact::bad(const std::string& why) const { throw BadInput(name_, why); }
 
 Artifact::Artifact(const std::string& path, Kind expected, uint32_t known_required_flags,
                    std::vector<ChunkType> known_chunks)
-    : Artifact(file::InputFile(path), expected, known_required_flags, std::move(known_chunks)) {}
+    : Artifact(file::InputFile(path, file::InputFile::Expect::artifact), expected, known_required_flags, std::move(known_chunks)) {}
 
 Artifact::Artifact(file::InputFile file, Kind expected, uint32_t known_required_flags, std::vector<ChunkType> known_chunks)
     : file_(std::move(file)), name_(file_.display_name()) {

@@ -23,6 +23,8 @@ int main(int argc, char** argv) {
         ->type_name("PAGES");
     app.add_option("--duration", opt.duration_s, "Stop recording after SECONDS (0 = until the target exits)")
         ->type_name("SECONDS");
+    app.add_flag("--keep-on-failure", opt.keep_on_failure,
+                 "Write the loading set even if the command failed, was killed or was interrupted (exit 0, a warning)");
     app.add_flag("--keep-cache", opt.keep_cache, "mincore: do not drop the image from the page cache first");
     app.add_option("--page-size", opt.page_size, "Page size of the image")->capture_default_str()->type_name("BYTES");
     app.add_option("--bpf-source", opt.bpf_source, "bpf: event source (auto, kvm, user)")->capture_default_str();
@@ -31,7 +33,8 @@ int main(int argc, char** argv) {
     app.footer(
         "Stops when the target exits (final scan at its exit stop), on SIGINT/SIGTERM, or after --duration.\n"
         "A started command still running then gets SIGTERM; an attached --pid is detached.\n"
-        "Exit status: 0 recorded (even if CMD failed: see exit_status), 1 failure, 2 usage, 3 bad image,\n"
+        "Exit status: 0 recorded, 1 failure (also: CMD failed, was killed or interrupted; no loading set is\n"
+        "written unless --keep-on-failure), 2 usage, 3 bad image,\n"
         "4 missing capability (ptrace or /proc/PID/pagemap access). See snap-record(1).");
     return snap::cli::run_tool("snap-record", app, argc, argv, opt.common, [&] { return run(opt); });
 }

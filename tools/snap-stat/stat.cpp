@@ -102,18 +102,29 @@ nlohmann::json describe_split(const SplitPlan& plan) {
 
 nlohmann::json compare_loadsets(const LoadingSet& a, const LoadingSet& b) {
     if (!(a.image == b.image)) throw UsageError("the two loading sets were recorded against different images");
-    std::vector<uint8_t> acc(a.image.pages(), 0);
-    for (auto& t : a.touches) acc[t.page] |= 1 | ((t.access & kAccessWrite) ? 4 : 0);
-    for (auto& t : b.touches) acc[t.page] |= 2 | ((t.access & kAccessWrite) ? 8 : 0);
+    // Merge the two touch lists sorted by page: the work is the pages touched, not the image
+    // size the artifacts claim.
+    auto by_page = [](const LoadingSet& ls) {
+        std::vector<std::pair<uint64_t, bool>> v;  // page, written
+        v.reserve(ls.touches.size());
+        for (auto& t : ls.touches) v.push_back({t.page, (t.access & kAccessWrite) != 0});
+        std::sort(v.begin(), v.end());
+        return v;
+    };
+    const auto pa = by_page(a), pb = by_page(b);
     uint64_t both = 0, only_a = 0, only_b = 0, w_both = 0, w_a = 0, w_b = 0;
-    for (uint8_t v : acc) {
-        bool ia = v & 1, ib = v & 2;
-        if (ia && ib) ++both;
-        else if (ia) ++only_a;
-        else if (ib) ++only_b;
-        if ((v & 4) && (v & 8)) ++w_both;
-        if (v & 4) ++w_a;
-        if (v & 8) ++w_b;
+    for (auto& x : pa) w_a += x.second;
+    for (auto& x : pb) w_b += x.second;
+    for (size_t i = 0, j = 0; i < pa.size() || j < pb.size();) {
+        if (j == pb.size() || (i < pa.size() && pa[i].first < pb[j].first)) {
+            ++only_a, ++i;
+        } else if (i == pa.size() || pb[j].first < pa[i].first) {
+            ++only_b, ++j;
+        } else {
+            ++both;
+            if (pa[i].second && pb[j].second) ++w_both;
+            ++i, ++j;
+        }
     }
     uint64_t uni = both + only_a + only_b;
     uint64_t smaller = std::min(a.touches.size(), b.touches.size());
@@ -316,7 +327,7 @@ int run(const Options& opt) {
     if (opt.artifacts.size() == 2) {
         if (opt.list || opt.map || !opt.mem.empty()) throw UsageError("--list, --map and --mem take one artifact");
         // Each input is read once: one of them may be a pipe.
-        file::InputFile fa(opt.artifacts[0]), fb(opt.artifacts[1]);
+        file::InputFile fa(opt.artifacts[0], file::InputFile::Expect::artifact), fb(opt.artifacts[1], file::InputFile::Expect::artifact);
         auto ka = format::Artifact::peek_kind(fa);
         auto kb = format::Artifact::peek_kind(fb);
         nlohmann::json c;
@@ -341,7 +352,7 @@ int run(const Options& opt) {
     }
 
     const std::string& path = opt.artifacts[0];
-    file::InputFile input(path);  // read once: it may be a pipe
+    file::InputFile input(path, file::InputFile::Expect::artifact);  // read once: it may be a pipe
     auto kind = format::Artifact::peek_kind(input);
     const std::string name = path == "-" ? "<stdin>" : path;
     if (path == "-" && kind != format::Kind::loadset)
