@@ -25,6 +25,12 @@ void add_common(CLI::App& app, CommonOptions& opt, const std::string& output_hel
     if (!output_help.empty()) app.add_option("-o,--output", opt.output, output_help)->type_name("FILE|-");
 }
 
+void add_report(CLI::App& app, CommonOptions& opt) {
+    app.add_option("--report", opt.report,
+                   "Write the report here instead of stdout (JSON, as with --json; atomically: temp file, fsync, rename)")
+        ->type_name("FILE");
+}
+
 static void emit_error(const std::string& what, const std::string& hint, int code,
                        const nlohmann::json& details = nlohmann::json::object()) {
     auto& g = globals();

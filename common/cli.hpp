@@ -19,6 +19,7 @@ struct CommonOptions {
     bool verbose = false;
     bool quiet = false;
     std::string output;  // -o/--output, "" if the tool has none or it was not given
+    std::string report;  // --report (tools whose -o is an artifact), "" = stdout
 };
 
 // A runtime failure (exit 1) that carries facts for --json (merged into the error object,
@@ -38,6 +39,10 @@ private:
 
 // -v/-q/--json (and -o/--output when output_help is non-empty), --version.
 void add_common(CLI::App& app, CommonOptions& opt, const std::string& output_help = {});
+
+// --report FILE, for tools whose -o is the artifact: the report (JSON; snap-place: text
+// unless --json) goes to FILE, written atomically, instead of stdout.
+void add_report(CLI::App& app, CommonOptions& opt);
 
 // Parse argv, run, map exceptions to exit codes and one-line diagnostics:
 //   "tool: error: what" and optionally "tool: hint: …". With --json, errors are also printed

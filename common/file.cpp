@@ -141,6 +141,7 @@ void InputFile::read_stream(int fd, const std::string& name) {
 }
 
 InputFile::InputFile(const std::string& path, Expect expect) : path_(path), expect_(expect) {
+    if (path.empty()) throw UsageError("an empty file name");
     if (path == "-") {
         read_stream(STDIN_FILENO, "<stdin>");
         return;

@@ -90,12 +90,7 @@ LoadingSet read_loadset(file::InputFile file, uint64_t* digest) {
     if (ls.image.page_size != a.header().page_size) a.bad("IMGI page size disagrees with the header");
     if (ls.image.size_bytes % ls.image.page_size) a.bad("image size is not a multiple of the page size");
     auto meta = a.bytes(a.require(kMeta));
-    try {
-        ls.meta = nlohmann::json::parse(reinterpret_cast<const char*>(meta.data()),
-                                        reinterpret_cast<const char*>(meta.data()) + meta.size());
-    } catch (const std::exception&) {
-        a.bad("chunk META is not valid JSON");
-    }
+    ls.meta = parse_json_chunk(a, meta, "META");
     if (!ls.meta.is_object() || !ls.meta.contains("method") || !ls.meta["method"].is_string())
         a.bad("chunk META lacks the recording method");
     ls.method = ls.meta["method"].get<std::string>();

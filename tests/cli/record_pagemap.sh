@@ -44,6 +44,7 @@ check run2
 grep -q '"exit_status":0' run3.json || fail "run3: exit status: $(cat run3.json)"
 check run3
 
+rm -f run4.ls run4i.ls
 # 4. A failing command: exit 1, its status in the message and the JSON error, no loading set;
 #    with --keep-on-failure it is recorded (exit 0, a warning, exit_status 3 in the report).
 rc=0

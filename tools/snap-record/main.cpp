@@ -2,25 +2,31 @@
 #include "method.hpp"
 #include "record.hpp"
 
+#include <limits>
+
 int main(int argc, char** argv) {
     using namespace snap::record;
     Options opt;
     CLI::App app{"Record which pages of a memory image a process touches (a loading set)."};
-    snap::cli::add_common(app, opt.common, "Write the loading set here (- = stdout; then --json is refused)");
+    snap::cli::add_common(app, opt.common, "Write the loading set here (- = stdout; then --json needs --report)");
+    snap::cli::add_report(app, opt.common);
     std::string methods;
     for (auto& n : method_names()) methods += (methods.empty() ? "" : ", ") + n;
     app.add_option("--mem", opt.mem, "The memory image the target maps (matched by device and inode)")
         ->required()
         ->type_name("IMAGE");
     app.add_option("-m,--method", opt.method, "Recording method: " + methods)->capture_default_str()->type_name("NAME");
-    app.add_option("--pid", opt.pid, "Attach to this running process instead of starting CMD")->type_name("PID");
+    app.add_option("--pid", opt.pid, "Attach to this running process instead of starting CMD")
+        ->type_name("PID")
+        ->check(CLI::Range(1, std::numeric_limits<int>::max()));
     app.add_option("--interval", opt.interval_ms, "Scan every MS milliseconds (0 = only on RSS growth and at exit)")
         ->capture_default_str()
         ->type_name("MS");
     app.add_option("--rss-trigger", opt.rss_trigger_pages,
                    "Also scan when the target's RSS grew by PAGES since the last scan (0 = off)")
         ->capture_default_str()
-        ->type_name("PAGES");
+        ->type_name("PAGES")
+        ->check(CLI::NonNegativeNumber);
     app.add_option("--duration", opt.duration_s, "Stop recording after SECONDS (0 = until the target exits)")
         ->type_name("SECONDS");
     app.add_flag("--keep-on-failure", opt.keep_on_failure,

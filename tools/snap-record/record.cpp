@@ -531,7 +531,7 @@ private:
 void check_options(const Options& opt) {
     if (opt.common.output.empty())
         throw UsageError("no output given", "give -o FILE (or -o - for stdout)");
-    if (opt.common.json && opt.common.output == "-")
+    if (opt.common.json && opt.common.output == "-" && opt.common.report.empty())
         throw UsageError("--json and -o - both want stdout", "write the loading set to a file with -o FILE");
     if (opt.pid && !opt.command.empty()) throw UsageError("give either --pid PID or -- CMD ARGS…, not both");
     if (!opt.pid && opt.command.empty()) throw UsageError("nothing to record", "give -- CMD ARGS… or --pid PID");
@@ -622,7 +622,7 @@ int run(const Options& opt) {
     if (!failure.empty()) cli::warn(failure + " (recorded anyway: --keep-on-failure)");
     cli::info("recorded " + std::to_string(ls.touches.size()) + " pages (" + std::to_string(ls.written_pages()) +
               " written) in " + std::to_string(ls.meta.value("scans", 0u)) + " scans");
-    if (opt.common.json) {
+    if (opt.common.json || !opt.common.report.empty()) {
         nlohmann::json j;
         j["method"] = ls.method;
         j["pages"] = ls.touches.size();
@@ -640,7 +640,7 @@ int run(const Options& opt) {
                               "read_ahead_kb", "lost_events", "bpf"})
             if (ls.meta.contains(k)) j[k] = ls.meta[k];
         j["limitations"] = lim;
-        cli::print_json(j);
+        cli::print_report(opt.common.report, j);
     }
     return 0;
 }

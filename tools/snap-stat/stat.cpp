@@ -314,10 +314,10 @@ nlohmann::json verify_against_image(const SplitReader& s, const std::string& mem
     return {{"image", mem}, {"pages_compared", image.pages()}, {"identical", true}};
 }
 
-void print_lines(const std::vector<std::string>& lines) {
+void print_lines(const std::string& report_path, const std::vector<std::string>& lines) {
     std::string out;
     for (auto& l : lines) out += l + "\n";
-    cli::print_text(out);
+    cli::print_report(report_path, out);
 }
 
 }  // namespace
@@ -346,8 +346,8 @@ int run(const Options& opt) {
         }
         c["a"] = opt.artifacts[0];
         c["b"] = opt.artifacts[1];
-        if (opt.common.json) cli::print_json(c);
-        else cli::print_text(text_comparison(c));
+        if (opt.common.json) cli::print_report(opt.common.output, c);
+        else cli::print_report(opt.common.output, text_comparison(c));
         return 0;
     }
 
@@ -370,19 +370,19 @@ int run(const Options& opt) {
                               (unsigned long long)t.time_ns);
                 out += buf;
             }
-            cli::print_text(out);
+            cli::print_report(opt.common.output, out);
             return 0;
         }
         if (opt.map) {
-            print_lines(map_loadset(ls, opt.width, opt.rows));
+            print_lines(opt.common.output, map_loadset(ls, opt.width, opt.rows));
             return 0;
         }
         auto j = describe_loadset(ls);
         j["file"] = path;
         j["digest"] = hash::to_hex(digest);
         if (opt.verify) j["verified"] = true;
-        if (opt.common.json) cli::print_json(j);
-        else cli::print_text(text_loadset(name, ls, digest) + (opt.verify ? "  checksums ok\n" : ""));
+        if (opt.common.json) cli::print_report(opt.common.output, j);
+        else cli::print_report(opt.common.output, text_loadset(name, ls, digest) + (opt.verify ? "  checksums ok\n" : ""));
         return 0;
     }
     if (kind == format::Kind::split) {
@@ -401,11 +401,11 @@ int run(const Options& opt) {
                               (unsigned long long)r.pages, class_name(r.cls));
                 out += buf;
             }
-            cli::print_text(out);
+            cli::print_report(opt.common.output, out);
             return 0;
         }
         if (opt.map) {
-            print_lines(map_split(s.plan(), opt.width, opt.rows));
+            print_lines(opt.common.output, map_split(s.plan(), opt.width, opt.rows));
             return 0;
         }
         auto j = describe_split(s.plan());
@@ -414,9 +414,9 @@ int run(const Options& opt) {
         j["parent_digest"] = hash::to_hex(s.parent_digest());
         if (opt.verify) j["verified"] = true;
         if (!verified.is_null()) j["image_check"] = verified;
-        if (opt.common.json) cli::print_json(j);
+        if (opt.common.json) cli::print_report(opt.common.output, j);
         else
-            cli::print_text(text_split(name, s) + (opt.verify ? "  checksums ok\n" : "") +
+            cli::print_report(opt.common.output, text_split(name, s) + (opt.verify ? "  checksums ok\n" : "") +
                             (verified.is_null() ? "" : "  every page matches " + opt.mem + "\n"));
         return 0;
     }
@@ -424,7 +424,7 @@ int run(const Options& opt) {
         if (opt.list || !opt.mem.empty()) throw UsageError("--list and --mem go with a loading set or a split");
         placed::PlacedReader r(path);
         if (opt.map) {
-            print_lines(map_split(r.plan(), opt.width, opt.rows));
+            print_lines(opt.common.output, map_split(r.plan(), opt.width, opt.rows));
             return 0;
         }
         if (opt.verify) {
@@ -436,8 +436,8 @@ int run(const Options& opt) {
         j["digest"] = hash::to_hex(r.digest());
         j["parent_digest"] = hash::to_hex(r.parent_digest());
         if (opt.verify) j["verified"] = true;
-        if (opt.common.json) cli::print_json(j);
-        else cli::print_text(placed::text_placed(r) + (opt.verify ? "  checksums ok, every part file matches its digest\n" : ""));
+        if (opt.common.json) cli::print_report(opt.common.output, j);
+        else cli::print_report(opt.common.output, placed::text_placed(r) + (opt.verify ? "  checksums ok, every part file matches its digest\n" : ""));
         return 0;
     }
     throw BadInput(name, "is a " + std::string(format::kind_name(kind)) + " artifact, which this snap-stat cannot describe yet");
