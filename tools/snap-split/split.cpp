@@ -71,6 +71,12 @@ int run(const Options& opt) {
     cli::Progress progress("classifying", image.pages());
     SplitPlan plan = plan_split(image, merged, sopt, [&](uint64_t done) { progress.update(done); });
     progress.finish();
+    auto check_image_unchanged = [&] {
+        if (image_state && !(file_state(opt.mem) == image_state))
+            throw Error(opt.mem + ": the image changed while it was being split (size, mtime or ctime): no split written",
+                        ExitCode::runtime, "split a copy that nothing writes to (is a VM still running on it?)");
+    };
+    check_image_unchanged();  // first: a change during the pass would also spoil the fingerprint
     // The fingerprint came with the classifying pass; a loading set of another image is
     // refused before anything is written.
     uint64_t fp = image.fingerprint();
@@ -87,12 +93,6 @@ int run(const Options& opt) {
 
     // The parent digest: the loading set's digest, or a digest over all of them.
     uint64_t parent = digests.size() == 1 ? digests[0] : hash::xxh3(digests.data(), digests.size() * sizeof(uint64_t));
-    auto check_image_unchanged = [&] {
-        if (image_state && !(file_state(opt.mem) == image_state))
-            throw Error(opt.mem + ": the image changed while it was being split (size, mtime or ctime): no split written",
-                        ExitCode::runtime, "split a copy that nothing writes to (is a VM still running on it?)");
-    };
-    check_image_unchanged();
     uint64_t digest = write_split(image, plan, opt.common.output, parent, check_image_unchanged);
 
     const auto& n = plan.pages_per_class;
