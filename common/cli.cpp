@@ -41,7 +41,7 @@ static void emit_error(const std::string& what, const std::string& hint, int cod
         if (!hint.empty()) j["hint"] = hint;
         if (details.is_object())
             for (auto& [k, v] : details.items()) j[k] = v;
-        std::string s = j.dump() + "\n";
+        std::string s = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
         ssize_t r = ::write(STDOUT_FILENO, s.data(), s.size());
         (void)r;
     }
@@ -97,10 +97,10 @@ void note(const std::string& msg) {
     if (!globals().quiet) std::fprintf(stderr, "%s: %s\n", globals().tool, msg.c_str());
 }
 
-void print_json(const nlohmann::json& j) { print_text(j.dump() + "\n"); }
+void print_json(const nlohmann::json& j) { print_text(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n"); }
 void print_text(const std::string& text) { file::write_all(STDOUT_FILENO, text.data(), text.size(), "<stdout>"); }
 void print_report(const std::string& path, const std::string& text) { file::write_report(path, text); }
-void print_report(const std::string& path, const nlohmann::json& j) { file::write_report(path, j.dump() + "\n"); }
+void print_report(const std::string& path, const nlohmann::json& j) { file::write_report(path, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n"); }
 
 Progress::Progress(std::string label, uint64_t total, std::string unit)
     : label_(std::move(label)), unit_(std::move(unit)), total_(total),

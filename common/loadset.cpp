@@ -60,7 +60,7 @@ uint64_t write_loadset(const LoadingSet& ls, const std::string& path) {
     w.add_chunk(kImgi, std::move(imgi));
     nlohmann::json meta = ls.meta;
     meta["method"] = ls.method;
-    w.add_chunk(kMeta, meta.dump());
+    w.add_chunk(kMeta, meta.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     std::vector<std::byte> t;
     t.reserve(ls.touches.size() * kTouchBytes);
     for (auto& x : ls.touches) {

@@ -137,7 +137,7 @@ void add_plan_chunks(ArtifactWriter& w, const SplitPlan& plan) {
     put_u32(b, plan.image.page_size);
     put_u32(b, 0);
     w.add_chunk(kImgi, std::move(b));
-    w.add_chunk(kMeta, plan.meta.dump());
+    w.add_chunk(kMeta, plan.meta.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     b = {};
     b.reserve(plan.runs.size() * kRunBytes);
     for (auto& r : plan.runs) {

@@ -2,6 +2,7 @@
 // bounded inputs (InputFile on devices and streams), readers that allocate nothing for what a
 // field merely claims (resealed artifacts), JSON depth bounds.
 #include "../fuzz/reseal.hpp"
+#include "common/cli.hpp"
 #include "common/error.hpp"
 #include "common/file.hpp"
 #include "common/format/container.hpp"
@@ -242,4 +243,13 @@ TEST_CASE("JSON chunks nest at most kMaxJsonDepth levels") {
     ls.meta["deep"] = nlohmann::json::array({nlohmann::json::array({1})});
     write_loadset(ls, p);
     CHECK_NOTHROW(read_loadset(p));
+}
+
+TEST_CASE("a report with bytes that are not UTF-8 (a part path) is printed, not thrown") {
+    // Found by the libFuzzer placed target: describe_placed(...).dump() threw type_error 316.
+    TempDir d;
+    nlohmann::json j = {{"path", std::string("/tmp/\xff\xfe.rw")}};
+    const std::string p = d.path + "/r.json";
+    CHECK_NOTHROW(cli::print_report(p, j));
+    CHECK(slurp(p).find("path") != std::string::npos);
 }
