@@ -2,6 +2,7 @@
 
 #include "error.hpp"
 #include "format/container.hpp"
+#include "hash.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -92,6 +93,17 @@ void write_all(int fd, const void* data, size_t bytes, const std::string& name) 
 }
 
 void InputFile::read_stream(int fd, const std::string& name) {
+    try {
+        read_stream_bounded(fd, name);
+    } catch (...) {
+        std::free(data_);  // a constructor that throws runs no destructor
+        data_ = nullptr;
+        size_ = 0;
+        throw;
+    }
+}
+
+void InputFile::read_stream_bounded(int fd, const std::string& name) {
     // A stream has no size to check against: read it with a bound. An artifact stops where
     // its header says it ends (one byte more, so that "extended" is still detected); a stream
     // that does not start like an artifact stops after the header (the reader refuses it);
@@ -112,6 +124,9 @@ void InputFile::read_stream(int fd, const std::string& name) {
         if (expect_ == Expect::artifact && !limit_known) {
             if (size_ >= format::kMagic.size() && std::memcmp(data_, format::kMagic.data(), format::kMagic.size()) != 0) break;
             if (size_ >= format::kHeaderBytes) {
+                // A header that fails its checksum says nothing about the length: stop here
+                // and let the reader report the mismatch.
+                if (format::get_u64(data_ + 56) != hash::xxh3(data_, 56)) break;
                 uint64_t claimed = format::get_u64(data_ + 40);  // Header.file_size (container.cpp)
                 if (claimed > kMaxStreamBytes)
                     throw BadInput(name, "header claims " + std::to_string(claimed) + " bytes, more than a stream may hold (" +

@@ -44,7 +44,8 @@ public:
     void advise_sequential() const;
 
 private:
-    void read_stream(int fd, const std::string& name);  // read to the end into memory
+    void read_stream(int fd, const std::string& name);  // read into memory, with a bound
+    void read_stream_bounded(int fd, const std::string& name);
     std::string path_;
     Expect expect_ = Expect::any;
     std::byte* data_ = nullptr;

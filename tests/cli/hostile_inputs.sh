@@ -59,15 +59,12 @@ bounded 3 '/dev/zero: is a character device' "$bin/snap-place" -o x.placed /dev/
 bounded 3 '/dev/zero' "$bin/snap-record" --mem /dev/zero -o x.ls -- true
 bounded 3 'not a snapkit artifact' sh -c "exec '$bin/snap-stat' - < /dev/zero"
 bounded 3 'not a snapkit artifact' sh -c "exec '$bin/snap-stat' - < /dev/urandom"
-# A stream whose header claims more than a stream may hold, followed by endless zeros.
-python3 - huge.ls > claim.bin <<'EOF'
-import struct, sys
-d = bytearray(open(sys.argv[1], 'rb').read()[:64])
-d[40:48] = struct.pack('<Q', 1 << 40)
-sys.stdout.buffer.write(bytes(d))
-EOF
+# A stream whose header (checksum right) claims more than a stream may hold, then endless
+# zeros; and one whose header checksum is wrong (it says nothing about the length).
 bounded 3 'header claims 1099511627776 bytes, more than a stream may hold' \
-  sh -c "cat claim.bin /dev/zero | exec '$bin/snap-stat' -"
+  sh -c "cat claim.hdr /dev/zero | exec '$bin/snap-stat' -"
+head -c 64 huge.ls > bad.hdr && printf '\377' | dd of=bad.hdr bs=1 seek=41 conv=notrunc status=none
+bounded 3 'header checksum mismatch' sh -c "cat bad.hdr /dev/zero | exec '$bin/snap-stat' -"
 # A valid loading set followed by endless bytes: read only as far as its header says.
 bounded 3 'truncated or extended' sh -c "cat run.ls /dev/zero | exec '$bin/snap-stat' -"
 mkfifo fifo

@@ -5,6 +5,7 @@
 // DIR/resealed.ls   a real small loading set whose IMGI size was patched to 2^46, resealed
 // DIR/huge.split    a split of a few KiB claiming a 1 TiB image (one ZERO run, a few touches)
 // DIR/huge.placed   a placed manifest of a few KiB claiming the same 1 TiB image
+// DIR/claim.hdr     a 64-byte header (checksum right) claiming a 1 TiB file: a stream head
 #include "../fuzz/reseal.hpp"
 #include "common/loadset.hpp"
 #include "common/placed.hpp"
@@ -49,6 +50,17 @@ int main(int argc, char** argv) {
         {
             std::ofstream f(dir + "/resealed.ls", std::ios::binary | std::ios::trunc);
             f.write(reinterpret_cast<const char*>(d.data()), static_cast<std::streamsize>(d.size()));
+        }
+
+        // A stream head: huge.ls's header claiming a 1 TiB file, its checksum right.
+        {
+            std::ifstream f(dir + "/huge.ls", std::ios::binary);
+            std::vector<uint8_t> h(64);
+            f.read(reinterpret_cast<char*>(h.data()), 64);
+            fuzz::store_u64(&h[40], uint64_t{1} << 40);
+            fuzz::store_u64(&h[56], hash::xxh3(h.data(), 56));
+            std::ofstream o(dir + "/claim.hdr", std::ios::binary | std::ios::trunc);
+            o.write(reinterpret_cast<const char*>(h.data()), 64);
         }
 
         SplitPlan plan;
