@@ -129,7 +129,7 @@ uint64_t write_manifest(const SplitPlan& plan, const Manifest& m, uint64_t paren
     }
     w.add_chunk(kPart, std::move(b));
     w.add_chunk(kSeek, std::move(seek));
-    w.add_chunk(kCost, m.cost.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), 0);  // optional: restore does not need it
+    w.add_chunk(kCost, m.cost.dump(), 0);  // optional: restore does not need it
     file::AtomicOutput out(path);
     uint64_t d = w.finish(out);
     out.commit();
