@@ -25,14 +25,23 @@ void add_common(CLI::App& app, CommonOptions& opt, const std::string& output_hel
     if (!output_help.empty()) app.add_option("-o,--output", opt.output, output_help)->type_name("FILE|-");
 }
 
-static void emit_error(const std::string& what, const std::string& hint, int code) {
+void add_report(CLI::App& app, CommonOptions& opt) {
+    app.add_option("--report", opt.report,
+                   "Write the report here instead of stdout (JSON, as with --json; atomically: temp file, fsync, rename)")
+        ->type_name("FILE");
+}
+
+static void emit_error(const std::string& what, const std::string& hint, int code,
+                       const nlohmann::json& details = nlohmann::json::object()) {
     auto& g = globals();
     std::fprintf(stderr, "%s: error: %s\n", g.tool, what.c_str());
     if (!hint.empty()) std::fprintf(stderr, "%s: hint: %s\n", g.tool, hint.c_str());
     if (g.json) {
         nlohmann::json j = {{"error", what}, {"exit_code", code}};
         if (!hint.empty()) j["hint"] = hint;
-        std::string s = j.dump() + "\n";
+        if (details.is_object())
+            for (auto& [k, v] : details.items()) j[k] = v;
+        std::string s = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
         ssize_t r = ::write(STDOUT_FILENO, s.data(), s.size());
         (void)r;
     }
@@ -60,6 +69,14 @@ int run_tool(const char* tool, CLI::App& app, int argc, char** argv, const Commo
         return body();
     } catch (const file::BrokenPipe&) {
         return 0;
+    } catch (const DetailedError& e) {
+        emit_error(e.what(), e.hint(), static_cast<int>(e.code()), e.details());
+        if (int sig = e.reraise_signal()) {
+            std::fflush(stderr);
+            signal(sig, SIG_DFL);
+            raise(sig);
+        }
+        return static_cast<int>(e.code());
     } catch (const Error& e) {
         emit_error(e.what(), e.hint(), static_cast<int>(e.code()));
         return static_cast<int>(e.code());
@@ -80,8 +97,10 @@ void note(const std::string& msg) {
     if (!globals().quiet) std::fprintf(stderr, "%s: %s\n", globals().tool, msg.c_str());
 }
 
-void print_json(const nlohmann::json& j) { print_text(j.dump() + "\n"); }
+void print_json(const nlohmann::json& j) { print_text(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n"); }
 void print_text(const std::string& text) { file::write_all(STDOUT_FILENO, text.data(), text.size(), "<stdout>"); }
+void print_report(const std::string& path, const std::string& text) { file::write_report(path, text); }
+void print_report(const std::string& path, const nlohmann::json& j) { file::write_report(path, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n"); }
 
 Progress::Progress(std::string label, uint64_t total, std::string unit)
     : label_(std::move(label)), unit_(std::move(unit)), total_(total),

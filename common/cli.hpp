@@ -19,10 +19,30 @@ struct CommonOptions {
     bool verbose = false;
     bool quiet = false;
     std::string output;  // -o/--output, "" if the tool has none or it was not given
+    std::string report;  // --report (tools whose -o is an artifact), "" = stdout
+};
+
+// A runtime failure (exit 1) that carries facts for --json (merged into the error object,
+// e.g. a recorded command's exit_status) and, for an interrupted run, the signal to re-raise
+// once the error is reported (STYLE: SIGINT stops cleanly, drops the output, re-raises).
+class DetailedError : public Error {
+public:
+    DetailedError(const std::string& what, nlohmann::json details, std::string hint = {}, int reraise_signal = 0)
+        : Error(what, ExitCode::runtime, std::move(hint)), details_(std::move(details)), reraise_(reraise_signal) {}
+    const nlohmann::json& details() const noexcept { return details_; }
+    int reraise_signal() const noexcept { return reraise_; }
+
+private:
+    nlohmann::json details_;
+    int reraise_;
 };
 
 // -v/-q/--json (and -o/--output when output_help is non-empty), --version.
 void add_common(CLI::App& app, CommonOptions& opt, const std::string& output_help = {});
+
+// --report FILE, for tools whose -o is the artifact: the report (JSON; snap-place: text
+// unless --json) goes to FILE, written atomically, instead of stdout.
+void add_report(CLI::App& app, CommonOptions& opt);
 
 // Parse argv, run, map exceptions to exit codes and one-line diagnostics:
 //   "tool: error: what" and optionally "tool: hint: …". With --json, errors are also printed
@@ -40,6 +60,9 @@ const char* tool_name();
 void print_json(const nlohmann::json& j);
 // Print text on stdout (quiet on EPIPE).
 void print_text(const std::string& text);
+// The tool's report (text or JSON) to -o REPORT or stdout: file::write_report (atomic).
+void print_report(const std::string& path, const std::string& text);
+void print_report(const std::string& path, const nlohmann::json& j);
 
 // A progress line on stderr when stderr is a TTY and -q is off; nothing otherwise.
 class Progress {

@@ -1,6 +1,8 @@
 #include "file.hpp"
 
 #include "error.hpp"
+#include "format/container.hpp"
+#include "hash.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -8,8 +10,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <string>
@@ -89,24 +93,70 @@ void write_all(int fd, const void* data, size_t bytes, const std::string& name) 
 }
 
 void InputFile::read_stream(int fd, const std::string& name) {
-    std::vector<std::byte> buf;
-    std::byte chunk[65536];
-    for (;;) {
-        ssize_t n = ::read(fd, chunk, sizeof chunk);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) throw_errno("read " + name);
-        if (n == 0) break;
-        buf.insert(buf.end(), chunk, chunk + n);
-    }
-    size_ = buf.size();
-    if (size_) {
-        data_ = static_cast<std::byte*>(std::malloc(size_));
-        if (!data_) throw std::bad_alloc();
-        std::memcpy(data_, buf.data(), size_);
+    try {
+        read_stream_bounded(fd, name);
+    } catch (...) {
+        std::free(data_);  // a constructor that throws runs no destructor
+        data_ = nullptr;
+        size_ = 0;
+        throw;
     }
 }
 
-InputFile::InputFile(const std::string& path) : path_(path) {
+void InputFile::read_stream_bounded(int fd, const std::string& name) {
+    // A stream has no size to check against: read it with a bound. An artifact stops where
+    // its header says it ends (one byte more, so that "extended" is still detected); a stream
+    // that does not start like an artifact stops after the header (the reader refuses it);
+    // anything else (an image on stdin) at kMaxStreamBytes.
+    size_t cap = 0;
+    uint64_t limit = kMaxStreamBytes;
+    auto grow = [&](size_t need) {
+        if (need <= cap) return;
+        size_t n = std::max<size_t>(need, cap ? cap * 2 : 65536);
+        if (n > limit + 1) n = std::max<size_t>(need, static_cast<size_t>(limit + 1));
+        auto* p = static_cast<std::byte*>(std::realloc(data_, n));
+        if (!p) throw std::bad_alloc();
+        data_ = p;
+        cap = n;
+    };
+    bool limit_known = expect_ != Expect::artifact;
+    for (;;) {
+        if (expect_ == Expect::artifact && !limit_known) {
+            if (size_ >= format::kMagic.size() && std::memcmp(data_, format::kMagic.data(), format::kMagic.size()) != 0) break;
+            if (size_ >= format::kHeaderBytes) {
+                // A header that fails its checksum says nothing about the length: stop here
+                // and let the reader report the mismatch.
+                if (format::get_u64(data_ + 56) != hash::xxh3(data_, 56)) break;
+                uint64_t claimed = format::get_u64(data_ + 40);  // Header.file_size (container.cpp)
+                if (claimed > kMaxStreamBytes)
+                    throw BadInput(name, "header claims " + std::to_string(claimed) + " bytes, more than a stream may hold (" +
+                                             std::to_string(kMaxStreamBytes) + "); give it as a regular file");
+                limit = claimed;
+                limit_known = true;
+            }
+        }
+        if (size_ > limit) {
+            if (expect_ == Expect::artifact) break;  // the reader reports "extended"
+            throw BadInput(name, "stream is longer than " + std::to_string(kMaxStreamBytes) + " bytes; give it as a regular file");
+        }
+        size_t want = 65536;
+        if (expect_ == Expect::artifact && !limit_known) want = format::kHeaderBytes - size_;
+        else want = static_cast<size_t>(std::min<uint64_t>(want, limit + 1 - size_));
+        grow(size_ + want);
+        ssize_t n = ::read(fd, data_ + size_, want);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw_errno("read " + name);
+        if (n == 0) break;
+        size_ += static_cast<size_t>(n);
+    }
+    if (size_ == 0) {
+        std::free(data_);
+        data_ = nullptr;
+    }
+}
+
+InputFile::InputFile(const std::string& path, Expect expect) : path_(path), expect_(expect) {
+    if (path.empty()) throw UsageError("an empty file name");
     if (path == "-") {
         read_stream(STDIN_FILENO, "<stdin>");
         return;
@@ -122,6 +172,12 @@ InputFile::InputFile(const std::string& path) : path_(path) {
     if (S_ISDIR(st.st_mode)) {
         ::close(fd);
         throw Error(path + ": is a directory");
+    }
+    if (S_ISCHR(st.st_mode) || S_ISSOCK(st.st_mode)) {
+        // /dev/zero, /dev/urandom, a terminal: no end, or no size to check. Refused.
+        ::close(fd);
+        throw BadInput(path, std::string("is a ") + (S_ISCHR(st.st_mode) ? "character device" : "socket") +
+                                 ", not a file (refused: give a regular file, a block device, a pipe or -)");
     }
     if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
         // A pipe or FIFO given by name: read it like stdin.
@@ -158,7 +214,7 @@ InputFile::~InputFile() {
 }
 
 InputFile::InputFile(InputFile&& o) noexcept
-    : path_(std::move(o.path_)), data_(o.data_), size_(o.size_), mapped_(o.mapped_) {
+    : path_(std::move(o.path_)), expect_(o.expect_), data_(o.data_), size_(o.size_), mapped_(o.mapped_) {
     o.data_ = nullptr;
     o.size_ = 0;
     o.mapped_ = false;
@@ -176,21 +232,51 @@ void InputFile::advise_sequential() const {
     if (mapped_ && size_) ::madvise(data_, size_, MADV_SEQUENTIAL);
 }
 
-AtomicOutput::AtomicOutput(const std::string& path, bool binary) : path_(path) {
+unsigned current_umask() {
+    // /proc/self/status has "Umask:\t0022" (Linux >= 4.7): reading it changes nothing, where
+    // umask(2) would have to set the mask to read it (racy with other threads creating files).
+    if (FILE* f = std::fopen("/proc/self/status", "re")) {
+        char line[256];
+        unsigned mask = 0;
+        bool found = false;
+        while (std::fgets(line, sizeof line, f))
+            if (std::sscanf(line, "Umask: %o", &mask) == 1) {
+                found = true;
+                break;
+            }
+        std::fclose(f);
+        if (found) return mask & 0777;
+    }
+    mode_t m = ::umask(077);
+    ::umask(m);
+    return static_cast<unsigned>(m) & 0777;
+}
+
+AtomicOutput::AtomicOutput(const std::string& path, bool binary, OutputKind kind) : path_(path), kind_(kind) {
+    struct stat st {};
     if (path == "-") {
         if (binary && isatty(STDOUT_FILENO))
             throw UsageError("refusing to write a binary artifact to a terminal",
                              "redirect stdout or give -o FILE");
-        const char* tmpdir = std::getenv("TMPDIR");
-        tmp_ = std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/snapkit.XXXXXX";
+        stream_ = true;
     } else {
         auto slash = path.rfind('/');
         std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
         if (base.empty()) throw UsageError(path + ": output path names a directory");
+        // lstat: a symlink at the destination is replaced by the rename, never followed.
+        if (::lstat(path.c_str(), &st) == 0) {
+            if (S_ISDIR(st.st_mode)) throw Error(path + ": is a directory");
+            if (!S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) stream_ = true;  // /dev/null, a FIFO
+        }
         tmp_ = dir_of(path) + "/." + base + ".tmp.XXXXXX";
+    }
+    if (stream_) {
+        const char* tmpdir = std::getenv("TMPDIR");
+        tmp_ = std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/snapkit.XXXXXX";
     }
     std::vector<char> name(tmp_.begin(), tmp_.end());
     name.push_back('\0');
+    // mkostemp: an unpredictable name, O_EXCL, mode 0600 less the umask.
     fd_ = ::mkostemp(name.data(), O_CLOEXEC);
     if (fd_ < 0) throw_errno("cannot create a temporary file for " + (path == "-" ? std::string("<stdout>") : path));
     tmp_ = name.data();
@@ -230,17 +316,33 @@ void AtomicOutput::pad_to(uint64_t offset) {
     }
 }
 
+void AtomicOutput::copy_to(int dst, const std::string& dst_name) {
+    if (::lseek(fd_, 0, SEEK_SET) < 0) throw_errno("seek " + tmp_);
+    std::vector<char> buf(1 << 16);
+    for (;;) {
+        ssize_t n = ::read(fd_, buf.data(), buf.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw_errno("read " + tmp_);
+        if (n == 0) break;
+        write_all(dst, buf.data(), static_cast<size_t>(n), dst_name);
+    }
+}
+
 void AtomicOutput::commit() {
-    if (path_ == "-") {
-        // Copy the finished temporary to stdout, then drop it.
-        if (::lseek(fd_, 0, SEEK_SET) < 0) throw_errno("seek " + tmp_);
-        char buf[1 << 16];
-        for (;;) {
-            ssize_t n = ::read(fd_, buf, sizeof buf);
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0) throw_errno("read " + tmp_);
-            if (n == 0) break;
-            write_all(STDOUT_FILENO, buf, static_cast<size_t>(n), "<stdout>");
+    if (stream_) {
+        // Copy the finished temporary to stdout (or the device/FIFO named), then drop it.
+        if (path_ == "-") {
+            copy_to(STDOUT_FILENO, "<stdout>");
+        } else {
+            int dst = ::open(path_.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+            if (dst < 0) throw_errno(path_);
+            try {
+                copy_to(dst, path_);
+            } catch (...) {
+                ::close(dst);
+                throw;
+            }
+            if (::close(dst) < 0) throw_errno("close " + path_);
         }
         ::close(fd_);
         fd_ = -1;
@@ -248,14 +350,36 @@ void AtomicOutput::commit() {
         committed_ = true;
         return;
     }
-    if (::fchmod(fd_, 0644) < 0) throw_errno("chmod " + tmp_);
-    if (::close(fd_) < 0) {
-        fd_ = -1;
-        throw_errno("close " + tmp_);
-    }
+    // mkostemp made the file 0600 less the umask; a report gets what a shell redirection
+    // would have given it.
+    if (kind_ == OutputKind::report && ::fchmod(fd_, 0666 & ~current_umask()) < 0) throw_errno("chmod " + tmp_);
+    // Durable before visible: the data reaches the disk before the name points at it (a
+    // delayed ENOSPC or EIO surfaces here, not after a "successful" run).
+    if (::fsync(fd_) < 0) throw_errno("fsync " + tmp_);
+    int rc = ::close(fd_);
     fd_ = -1;
+    if (rc < 0) throw_errno("close " + tmp_);
     if (::rename(tmp_.c_str(), path_.c_str()) < 0) throw_errno("rename to " + path_);
     committed_ = true;
+    // And the rename itself: fsync the directory. File systems that cannot (EINVAL) have
+    // nothing to flush.
+    std::string dir = dir_of(path_);
+    int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) throw_errno("open directory " + dir);
+    rc = ::fsync(dfd);
+    int e = errno;
+    ::close(dfd);
+    if (rc < 0 && e != EINVAL && e != EROFS) throw_errno("fsync directory " + dir, e);
+}
+
+void write_report(const std::string& path, std::string_view text) {
+    if (path.empty() || path == "-") {
+        write_all(STDOUT_FILENO, text.data(), text.size(), "<stdout>");
+        return;
+    }
+    AtomicOutput out(path, /*binary=*/false, OutputKind::report);
+    out.write(text.data(), text.size());
+    out.commit();
 }
 
 }  // namespace snap::file

@@ -1,19 +1,33 @@
 // Files: read-only mappings of inputs ("-" = stdin), and atomic outputs that appear under
 // their final name only once complete ("-" = stdout). A temporary output is removed if the
 // process fails or is interrupted (SIGINT/SIGTERM/SIGHUP), so a Makefile never sees half a file.
+//
+// Outputs are private and durable: an artifact (it holds guest memory, or says which pages a
+// guest touched) is created 0600 less what the umask takes away; the temporary name is
+// mkstemp's (unpredictable, in the destination's directory); the file is fsync'ed before the
+// rename and the directory after it. A symlink at the destination is replaced, never followed.
+// A write, fsync or close error (a full disk: ENOSPC) is an Error (exit 1) and leaves nothing.
 #pragma once
 #include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 
 namespace snap::file {
 
 // A whole input file, memory-mapped read-only (or read into memory from a pipe).
+// Character devices and sockets are refused (BadInput: /dev/zero never ends); pipes, FIFOs
+// and stdin are read into memory with a bound: an artifact (Expect::artifact) only as far as
+// its header says it goes, at most kMaxStreamBytes; anything else at most kMaxStreamBytes.
+constexpr uint64_t kMaxStreamBytes = uint64_t{1} << 30;
+
 class InputFile {
 public:
+    enum class Expect { any, artifact };
     InputFile() = default;
-    explicit InputFile(const std::string& path);  // throws Error (exit 1) if unreadable
+    // Throws Error (exit 1) if unreadable, BadInput (exit 3) if refused as above.
+    explicit InputFile(const std::string& path, Expect expect = Expect::any);
     ~InputFile();
     InputFile(InputFile&& o) noexcept;
     InputFile& operator=(InputFile&& o) noexcept;
@@ -30,18 +44,26 @@ public:
     void advise_sequential() const;
 
 private:
-    void read_stream(int fd, const std::string& name);  // read to the end into memory
+    void read_stream(int fd, const std::string& name);  // read into memory, with a bound
+    void read_stream_bounded(int fd, const std::string& name);
     std::string path_;
+    Expect expect_ = Expect::any;
     std::byte* data_ = nullptr;
     size_t size_ = 0;
     bool mapped_ = false;
 };
 
+// What an output holds decides its mode: artifacts 0600, reports (text/JSON a tool prints)
+// 0666, both less the umask (a report is what `tool > FILE` would have made).
+enum class OutputKind { artifact, report };
+
 // An output written under a temporary name in the target's directory and renamed on commit().
-// For "-" the finished file is copied to stdout and removed. Refuses binary to a terminal.
+// For "-" the finished file is copied to stdout and removed; so it is for a destination that
+// exists and is not a regular file (a character device such as /dev/null, a FIFO): that is
+// written to, never replaced. Refuses binary to a terminal.
 class AtomicOutput {
 public:
-    AtomicOutput(const std::string& path, bool binary = true);
+    AtomicOutput(const std::string& path, bool binary = true, OutputKind kind = OutputKind::artifact);
     ~AtomicOutput();  // removes the temporary file unless committed
     AtomicOutput(const AtomicOutput&) = delete;
     AtomicOutput& operator=(const AtomicOutput&) = delete;
@@ -55,12 +77,23 @@ public:
     void commit();
 
 private:
+    void copy_to(int dst_fd, const std::string& dst_name);
     std::string path_, tmp_;
+    OutputKind kind_;
+    bool stream_ = false;  // "-" or a non-regular destination: copy the finished temp there
     int fd_ = -1;
     uint64_t offset_ = 0;
     bool committed_ = false;
     int slot_ = -1;
 };
+
+// Write a report (text or JSON, already formatted) to path atomically, like an artifact (temp,
+// fsync, rename; a symlink there is replaced, not followed), or to stdout when path is "" or
+// "-". Any write/fsync/close error is an Error (exit 1); EPIPE on stdout is BrokenPipe.
+void write_report(const std::string& path, std::string_view text);
+
+// The process's umask, read without changing it (from /proc/self/status when possible).
+unsigned current_umask();
 
 // Install SIGINT/SIGTERM/SIGHUP handlers that remove pending temporary outputs and re-raise.
 void install_cleanup_handlers();

@@ -60,7 +60,7 @@ uint64_t write_loadset(const LoadingSet& ls, const std::string& path) {
     w.add_chunk(kImgi, std::move(imgi));
     nlohmann::json meta = ls.meta;
     meta["method"] = ls.method;
-    w.add_chunk(kMeta, meta.dump());
+    w.add_chunk(kMeta, meta.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     std::vector<std::byte> t;
     t.reserve(ls.touches.size() * kTouchBytes);
     for (auto& x : ls.touches) {
@@ -76,7 +76,7 @@ uint64_t write_loadset(const LoadingSet& ls, const std::string& path) {
     return d;
 }
 
-LoadingSet read_loadset(const std::string& path, uint64_t* digest) { return read_loadset(file::InputFile(path), digest); }
+LoadingSet read_loadset(const std::string& path, uint64_t* digest) { return read_loadset(file::InputFile(path, file::InputFile::Expect::artifact), digest); }
 
 LoadingSet read_loadset(file::InputFile file, uint64_t* digest) {
     Artifact a(std::move(file), Kind::loadset, kLoadsetKnowsWrites | kLoadsetHasTime, {kImgi, kMeta, kTuch});
@@ -90,12 +90,7 @@ LoadingSet read_loadset(file::InputFile file, uint64_t* digest) {
     if (ls.image.page_size != a.header().page_size) a.bad("IMGI page size disagrees with the header");
     if (ls.image.size_bytes % ls.image.page_size) a.bad("image size is not a multiple of the page size");
     auto meta = a.bytes(a.require(kMeta));
-    try {
-        ls.meta = nlohmann::json::parse(reinterpret_cast<const char*>(meta.data()),
-                                        reinterpret_cast<const char*>(meta.data()) + meta.size());
-    } catch (const std::exception&) {
-        a.bad("chunk META is not valid JSON");
-    }
+    ls.meta = parse_json_chunk(a, meta, "META");
     if (!ls.meta.is_object() || !ls.meta.contains("method") || !ls.meta["method"].is_string())
         a.bad("chunk META lacks the recording method");
     ls.method = ls.meta["method"].get<std::string>();
@@ -106,7 +101,10 @@ LoadingSet read_loadset(file::InputFile file, uint64_t* digest) {
     uint64_t n = t.size() / kTouchBytes;
     uint64_t pages = ls.image.pages();
     if (n > pages) a.bad("more touched pages (" + std::to_string(n) + ") than the image has");
-    std::vector<bool> seen(pages);
+    // Nothing here is sized by the image size the file claims (it may claim 2^46 bytes in a
+    // few KiB): duplicates are found by sorting the pages listed, bounded by the chunk.
+    std::vector<uint64_t> listed;
+    listed.reserve(n);
     ls.touches.resize(n);
     for (uint64_t i = 0; i < n; ++i) {
         const std::byte* p = &t[i * kTouchBytes];
@@ -119,8 +117,7 @@ LoadingSet read_loadset(file::InputFile file, uint64_t* digest) {
             a.bad("touch " + std::to_string(i) + ": page " + std::to_string(x.page) + " is past the image end (" +
                   std::to_string(pages) + " pages)");
         if (acc == 0 || acc > 3) a.bad("touch " + std::to_string(i) + ": invalid access bits " + std::to_string(acc));
-        if (seen[x.page]) a.bad("page " + std::to_string(x.page) + " appears twice");
-        seen[x.page] = true;
+        listed.push_back(x.page);
         x.access = static_cast<uint8_t>(acc);
         if (i > 0) {
             const Touch& prev = ls.touches[i - 1];
@@ -128,6 +125,9 @@ LoadingSet read_loadset(file::InputFile file, uint64_t* digest) {
                 a.bad("touches are not in first-touch order at entry " + std::to_string(i));
         }
     }
+    std::sort(listed.begin(), listed.end());
+    if (auto dup = std::adjacent_find(listed.begin(), listed.end()); dup != listed.end())
+        a.bad("page " + std::to_string(*dup) + " appears twice");
     if (digest) *digest = a.digest();
     return ls;
 }

@@ -270,12 +270,7 @@ PlacedReader::PlacedReader(const std::string& path) : artifact_(path, Kind::plac
     }
     if (auto* c = a.find(kCost)) {
         auto cb = a.verified_bytes(*c);
-        try {
-            m_.cost = nlohmann::json::parse(reinterpret_cast<const char*>(cb.data()),
-                                            reinterpret_cast<const char*>(cb.data()) + cb.size());
-        } catch (const std::exception&) {
-            a.bad("chunk COST is not valid JSON");
-        }
+        m_.cost = parse_json_chunk(a, cb, "COST");
     }
 }
 

@@ -137,7 +137,7 @@ void add_plan_chunks(ArtifactWriter& w, const SplitPlan& plan) {
     put_u32(b, plan.image.page_size);
     put_u32(b, 0);
     w.add_chunk(kImgi, std::move(b));
-    w.add_chunk(kMeta, plan.meta.dump());
+    w.add_chunk(kMeta, plan.meta.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     b = {};
     b.reserve(plan.runs.size() * kRunBytes);
     for (auto& r : plan.runs) {
@@ -167,7 +167,8 @@ void add_plan_chunks(ArtifactWriter& w, const SplitPlan& plan) {
     w.add_chunk(kExtn, std::move(b));
 }
 
-uint64_t write_split(const Image& image, const SplitPlan& plan, const std::string& path, uint64_t parent_digest) {
+uint64_t write_split(const Image& image, const SplitPlan& plan, const std::string& path, uint64_t parent_digest,
+                     const std::function<void()>& before_commit) {
     const uint32_t ps = image.page_size();
     ArtifactWriter w(Kind::split, ps, parent_digest);
     add_plan_chunks(w, plan);
@@ -182,6 +183,7 @@ uint64_t write_split(const Image& image, const SplitPlan& plan, const std::strin
     }
     file::AtomicOutput out(path);
     uint64_t d = w.finish(out);
+    if (before_commit) before_commit();
     out.commit();
     return d;
 }
@@ -201,12 +203,7 @@ SplitPlan decode_plan_chunks(const Artifact& a) {
     if (plan.image.size_bytes == 0 || plan.image.size_bytes % ps) a.bad("image size is not a positive multiple of the page size");
     const uint64_t pages = plan.image.pages();
     auto meta = a.verified_bytes(a.require(kMeta));
-    try {
-        plan.meta = nlohmann::json::parse(reinterpret_cast<const char*>(meta.data()),
-                                           reinterpret_cast<const char*>(meta.data()) + meta.size());
-    } catch (const std::exception&) {
-        a.bad("chunk META is not valid JSON");
-    }
+    plan.meta = parse_json_chunk(a, meta, "META");
     auto clas = a.verified_bytes(a.require(kClas));
     if (clas.size() % kRunBytes) a.bad("chunk CLAS length is not a multiple of 24");
     uint64_t next = 0;
@@ -221,18 +218,34 @@ SplitPlan decode_plan_chunks(const Artifact& a) {
         plan.runs.push_back(r);
     }
     if (next != pages) a.bad("class runs cover " + std::to_string(next) + " of " + std::to_string(pages) + " pages");
+    // Bounded by reality: ZERO pages cost nothing in the file, so a few KiB could claim a TiB
+    // image and make every consumer that walks the image (materialize hashes it) work for
+    // minutes. The image may have at most kMaxZeroPagesPerDataPage zero pages per page of data
+    // the artifact carries, beyond kZeroPagesAllowance (man/snapkit-formats.5).
+    const uint64_t data_pages = pages - plan.pages_per_class[0];
+    if (plan.pages_per_class[0] > kZeroPagesAllowance &&
+        (plan.pages_per_class[0] - kZeroPagesAllowance) / kMaxZeroPagesPerDataPage > data_pages)
+        a.bad("claims an image of " + std::to_string(pages) + " pages, " + std::to_string(plan.pages_per_class[0]) +
+              " of them zero, for " + std::to_string(data_pages) + " pages of data: more zero pages than a snapshot can have");
     auto ordr = a.verified_bytes(a.require(kOrdr));
     if (ordr.size() % kOrderBytes) a.bad("chunk ORDR length is not a multiple of 16");
     if (ordr.size() / kOrderBytes > pages) a.bad("chunk ORDR lists more pages than the image has");
-    std::vector<bool> seen(pages);
+    // Repeats are found by sorting the listed pages: no array sized by the claimed image size
+    // (a few KiB may claim a TiB image of zero pages).
+    std::vector<uint64_t> listed;
+    listed.reserve(ordr.size() / kOrderBytes);
+    plan.order.reserve(ordr.size() / kOrderBytes);
     for (size_t i = 0; i < ordr.size() / kOrderBytes; ++i) {
         const std::byte* p = &ordr[i * kOrderBytes];
         OrderEntry o{get_u64(p), get_u32(p + 8), static_cast<uint8_t>(get_u32(p + 12))};
-        if (o.page >= pages || seen[o.page] || get_u32(p + 12) == 0 || get_u32(p + 12) > 3)
-            a.bad("load order entry " + std::to_string(i) + " is invalid (page out of range, repeated, or bad access)");
-        seen[o.page] = true;
+        if (o.page >= pages || get_u32(p + 12) == 0 || get_u32(p + 12) > 3)
+            a.bad("load order entry " + std::to_string(i) + " is invalid (page out of range, or bad access)");
+        listed.push_back(o.page);
         plan.order.push_back(o);
     }
+    std::sort(listed.begin(), listed.end());
+    if (auto dup = std::adjacent_find(listed.begin(), listed.end()); dup != listed.end())
+        a.bad("load order lists page " + std::to_string(*dup) + " twice");
     auto extn = a.verified_bytes(a.require(kExtn));
     if (extn.size() % kExtentBytes) a.bad("chunk EXTN length is not a multiple of 32");
     std::array<uint64_t, kPageClasses> covered{};

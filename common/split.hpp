@@ -69,8 +69,16 @@ SplitPlan plan_split(const Image& image, const LoadingSet& touched, const SplitO
 SplitPlan classify_pages(const ImageIdentity& image, const std::vector<bool>& zero, const LoadingSet& touched,
                          const SplitOptions& opt);
 
-// Write the split artifact atomically. Returns its digest.
-uint64_t write_split(const Image& image, const SplitPlan& plan, const std::string& path, uint64_t parent_digest);
+// Write the split artifact atomically. Returns its digest. before_commit runs once every byte
+// is written and may throw to leave no output (snap-split checks the image did not change).
+uint64_t write_split(const Image& image, const SplitPlan& plan, const std::string& path, uint64_t parent_digest,
+                     const std::function<void()>& before_commit = {});
+
+// Plausibility bound of the plan decoder: an image may have at most kZeroPagesAllowance zero
+// pages plus kMaxZeroPagesPerDataPage per page of data (RO, RW, COLD). Real snapshots are far
+// below (a 256 GiB guest with 64 MiB of data is at 4096 to 1).
+constexpr uint64_t kZeroPagesAllowance = uint64_t{1} << 20;   // 4 GiB of 4 KiB pages
+constexpr uint64_t kMaxZeroPagesPerDataPage = uint64_t{1} << 16;
 
 // The plan chunks (IMGI, META, CLAS, ORDR, EXTN) shared by the split and the placed
 // artifact: encode into a writer; decode and cross-check (throws BadInput naming the file).

@@ -21,4 +21,4 @@ if ((${#missing[@]})); then
 fi
 
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo ${SNAPKIT_CMAKE_ARGS:-} >/dev/null
-cmake --build "$build" -j"$(nproc)"
+cmake --build "$build" -j"${SNAPKIT_JOBS:-$(nproc)}"

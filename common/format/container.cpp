@@ -107,7 +107,7 @@ void Artifact::bad(const std::string& why) const { throw BadInput(name_, why); }
 
 Artifact::Artifact(const std::string& path, Kind expected, uint32_t known_required_flags,
                    std::vector<ChunkType> known_chunks)
-    : Artifact(file::InputFile(path), expected, known_required_flags, std::move(known_chunks)) {}
+    : Artifact(file::InputFile(path, file::InputFile::Expect::artifact), expected, known_required_flags, std::move(known_chunks)) {}
 
 Artifact::Artifact(file::InputFile file, Kind expected, uint32_t known_required_flags, std::vector<ChunkType> known_chunks)
     : file_(std::move(file)), name_(file_.display_name()) {
@@ -199,6 +199,23 @@ std::span<const std::byte> Artifact::verified_bytes(const ChunkEntry& c) const {
 
 void Artifact::verify_all() const {
     for (auto& c : chunks_) verify_chunk(c);
+}
+
+nlohmann::json parse_json_chunk(const Artifact& a, std::span<const std::byte> bytes, const std::string& chunk) {
+    bool too_deep = false;
+    auto bound = [&](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+        if (depth > kMaxJsonDepth) too_deep = true;
+        return !too_deep;  // false discards the value; parsing goes on without building it
+    };
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(reinterpret_cast<const char*>(bytes.data()),
+                                  reinterpret_cast<const char*>(bytes.data()) + bytes.size(), bound);
+    } catch (const std::exception&) {
+        a.bad("chunk " + chunk + " is not valid JSON");
+    }
+    if (too_deep) a.bad("chunk " + chunk + " nests JSON deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    return j;
 }
 
 ArtifactWriter::ArtifactWriter(Kind kind, uint32_t page_size, uint64_t parent_digest) {

@@ -11,6 +11,8 @@
 #pragma once
 #include "../file.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <array>
 #include <cstdint>
 #include <functional>
@@ -126,6 +128,12 @@ private:
     Header header_;
     std::vector<Pending> pending_;
 };
+
+// A JSON chunk (META, COST): parsed with a nesting bound (kMaxJsonDepth) so that a chunk of
+// brackets cannot exhaust the stack of whoever prints it later. Throws BadInput naming the
+// artifact and the chunk.
+constexpr int kMaxJsonDepth = 64;
+nlohmann::json parse_json_chunk(const Artifact& a, std::span<const std::byte> bytes, const std::string& chunk);
 
 // Little-endian helpers for chunk encoders.
 void put_u16(std::vector<std::byte>& out, uint16_t v);

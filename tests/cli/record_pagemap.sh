@@ -45,13 +45,37 @@ check run2
 grep -q '"exit_status":0' run3.json || fail "run3: exit status: $(cat run3.json)"
 check run3
 
-# 4. A failing command is recorded and reported (exit 0, exit_status 3 in the report).
+rm -f run4.ls run4i.ls
+# 4. A failing command: exit 1, its status in the message and the JSON error, no loading set;
+#    with --keep-on-failure it is recorded (exit 0, a warning, exit_status 3 in the report).
 rc=0
 "$bin/snap-record" --method pagemap --mem img -o run4.ls --json -- sh -c 'exit 3' > run4.json 2> run4.err || rc=$?
-[ "$rc" = 0 ] || fail "run4: snap-record exited $rc for a failing command"
+[ "$rc" = 1 ] || fail "run4: snap-record exited $rc for a failing command, expected 1"
+[ ! -e run4.ls ] || fail "run4: a loading set was written for a failing command"
+grep -q 'error: the command exited with status 3' run4.err || fail "run4: message lacks the status: $(cat run4.err)"
+grep -q '"exit_status":3' run4.json || fail "run4: exit status 3 not in the JSON error: $(cat run4.json)"
+ls .run4.ls.tmp.* > /dev/null 2>&1 && fail "run4: a temporary file was left behind"
+rc=0
+"$bin/snap-record" --method pagemap --mem img -o run4.ls --json -- sh -c 'kill -KILL $$' > run4k.json 2> run4k.err || rc=$?
+[ "$rc" = 1 ] && [ ! -e run4.ls ] || fail "run4: killed command → exit $rc"
+grep -q 'killed by SIGKILL' run4k.err || fail "run4: message lacks the signal: $(cat run4k.err)"
+grep -q '"exit_signal":"SIGKILL"' run4k.json || fail "run4: exit_signal not in the JSON error: $(cat run4k.json)"
+rc=0
+"$bin/snap-record" --method pagemap --mem img -o run4.ls --json --keep-on-failure -- sh -c 'exit 3' > run4.json 2> run4.err || rc=$?
+[ "$rc" = 0 ] || fail "run4: --keep-on-failure exited $rc"
+[ -s run4.ls ] || fail "run4: --keep-on-failure wrote no loading set"
 grep -q '"exit_status":3' run4.json || fail "run4: exit status 3 not reported: $(cat run4.json)"
 grep -q 'warning' run4.err || fail "run4: no warning about the failing command"
-echo "ok: failing command reported"
+# An interrupted recording of a started command: no loading set, the signal re-raised.
+"$bin/snap-record" --method pagemap --mem img -o run4i.ls -- sleep 30 2> run4i.err &
+rec=$!
+sleep 0.5
+kill -INT "$rec"
+rc=0; wait "$rec" || rc=$?
+[ "$rc" = 130 ] || fail "run4: interrupted recording exited $rc, expected 130 (SIGINT re-raised)"
+[ ! -e run4i.ls ] || fail "run4: an interrupted recording left a loading set"
+grep -q 'interrupted by SIGINT' run4i.err || fail "run4: interrupt message: $(cat run4i.err)"
+echo "ok: failing, killed and interrupted commands leave no loading set; --keep-on-failure keeps it"
 
 # 5. Signals reach the target (re-delivered), a group-stop is honoured, and -o - streams.
 out=$(timeout 60 "$bin/snap-record" -q --mem img -o run5.ls -- \

@@ -9,6 +9,7 @@ int main(int argc, char** argv) {
                  "Classes without --tier are placed by the cost model among --tiers, under --budget.",
                  "snap-place"};
     snap::cli::add_common(app, opt.common, "Write the placed artifact (the manifest) here (- for stdout)");
+    snap::cli::add_report(app, opt.common);
     app.add_option("--tier", opt.tier, "Place a class on a tier: rw=dram, ro=dax:/mnt/cxl, cold=file:/ssd (repeatable)")
         ->type_name("CLASS=TIER")->allow_extra_args(false);
     app.add_option("--tiers", opt.tiers,

@@ -8,6 +8,8 @@
 #include "common/split.hpp"
 #include "common/tier.hpp"
 
+#include <sys/stat.h>
+
 #include <climits>
 #include <cstdlib>
 #include <fstream>
@@ -28,8 +30,11 @@ std::vector<std::string> split_commas(const std::string& s) {
     std::vector<std::string> out;
     std::stringstream ss(s);
     std::string item;
-    while (std::getline(ss, item, ','))
-        if (!item.empty()) out.push_back(item);
+    while (std::getline(ss, item, ',')) {
+        if (item.empty()) throw UsageError("--tiers '" + s + "': an empty tier name", "e.g. --tiers dram,file:/ssd");
+        out.push_back(item);
+    }
+    if (out.empty()) throw UsageError("--tiers: an empty list", "e.g. --tiers dram,file:/ssd");
     return out;
 }
 
@@ -97,7 +102,7 @@ nlohmann::json outcome_json(const placed::PlaceResult& r, const placed::Manifest
 int run(const Options& opt) {
     const std::string& out = opt.common.output;
     if (out.empty() && !opt.dry_run) throw UsageError("no output given", "use -o FILE (or --dry-run to see the estimate)");
-    if (out == "-" && opt.common.json)
+    if (out == "-" && opt.common.json && opt.common.report.empty())
         throw UsageError("--json and -o - both want stdout", "write the placed artifact to a file with -o FILE");
     if (out == "-" && opt.staging.empty())
         throw UsageError("with -o - the dram/numa parts need a directory", "give --staging DIR");
@@ -105,6 +110,10 @@ int run(const Options& opt) {
     placed::PlaceRequest req;
     for (auto& c : opt.cost) req.params.set(c);
     if (!opt.cost_file.empty()) {
+        struct stat st {};
+        if (::stat(opt.cost_file.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+            throw UsageError(opt.cost_file + ": the cost file is not a regular file");
+        if (st.st_size > (1 << 20)) throw UsageError(opt.cost_file + ": the cost file is larger than 1 MiB");
         std::ifstream f(opt.cost_file);
         if (!f) throw UsageError(opt.cost_file + ": cannot read the cost file");
         nlohmann::json j;
@@ -208,7 +217,7 @@ int run(const Options& opt) {
             j["digest"] = hash::to_hex(res.digest);
             j["parts"] = outcome_json(res, res.manifest);
         }
-        cli::print_json(j);
+        cli::print_report(opt.common.report, j);
     } else {
         std::string text = (opt.dry_run ? "estimate (dry run, nothing written):\n" : "placed " + opt.split + " -> " + out + "\n");
         if (!opt.dry_run)
@@ -218,7 +227,8 @@ int run(const Options& opt) {
                         (res.outcomes[i].reused ? ", already there" : "") + ")\n";
             }
         text += est.to_text();
-        if (out == "-") cli::note(text);  // the artifact owns stdout
+        if (!opt.common.report.empty()) cli::print_report(opt.common.report, text);
+        else if (out == "-") cli::note(text);  // the artifact owns stdout
         else cli::print_text(text);
     }
     return 0;

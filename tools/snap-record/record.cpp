@@ -203,6 +203,7 @@ public:
             if (::poll(fds, static_cast<nfds_t>(nfds), timeout_ms) < 0 && errno != EINTR) throw_errno("poll");
             if (int s = sig_.drain()) {
                 stop_reason_ = signal_name(s);
+                stop_signal_ = s;
                 break;
             }
             if (nfds == 2 && fds[1].revents) check_exec();
@@ -305,6 +306,7 @@ public:
     double duration_ms() const { return static_cast<double>(end_ns_ - ctx_.start_ns) / 1e6; }
     const std::optional<pt::WaitEvent>& exit_status() const { return exit_; }
     const std::string& stop_reason() const { return stop_reason_; }
+    int stop_signal() const { return stop_signal_; }  // the signal that stopped recording, or 0
     void remember_cmdline() { cmdline_at_start_ = sys::read_cmdline(pid_); }
 
 private:
@@ -522,6 +524,7 @@ private:
     bool target_gone_ = false, finished_ = false;
     std::optional<pt::WaitEvent> exit_;
     std::string stop_reason_, final_scan_ = "none";
+    int stop_signal_ = 0;
     uint64_t end_ns_ = 0, rss_at_scan_ = 0, rss_triggered_ = 0, exit_scans_ = 0;
     std::vector<std::string> cmdline_at_start_;
 };
@@ -529,7 +532,7 @@ private:
 void check_options(const Options& opt) {
     if (opt.common.output.empty())
         throw UsageError("no output given", "give -o FILE (or -o - for stdout)");
-    if (opt.common.json && opt.common.output == "-")
+    if (opt.common.json && opt.common.output == "-" && opt.common.report.empty())
         throw UsageError("--json and -o - both want stdout", "write the loading set to a file with -o FILE");
     if (opt.pid && !opt.command.empty()) throw UsageError("give either --pid PID or -- CMD ARGS…, not both");
     if (!opt.pid && opt.command.empty()) throw UsageError("nothing to record", "give -- CMD ARGS… or --pid PID");
@@ -583,6 +586,28 @@ int run(const Options& opt) {
     rec.conclude();
     signals.restore();  // from here a SIGINT aborts (and removes the temporary output)
 
+    // A loading set of a run that failed or was cut short describes a restore nobody wants
+    // to repeat: refuse it (exit 1, the status in the message and in --json) unless asked.
+    // Not failures: --duration ending the run (the command's SIGTERM is ours), and SIGINT/
+    // SIGTERM ending an attached --pid recording (its documented stop; the target lives on).
+    const auto& ex = rec.exit_status();
+    std::string failure;
+    int reraise = 0;
+    if (rec.stop_signal() && !opt.pid) {
+        failure = "interrupted by " + rec.stop_reason() + " before the command finished";
+        reraise = rec.stop_signal();
+    } else if (ex && pt::shell_status(*ex) != 0 && rec.stop_reason() != "duration") {
+        failure = std::string(opt.pid ? "the process" : "the command") +
+                  (ex->kind == pt::WaitEvent::killed ? " was killed by " + signal_name(ex->code)
+                                                     : " exited with status " + std::to_string(ex->code));
+    }
+    if (!failure.empty() && !opt.keep_on_failure) {
+        nlohmann::json d = {{"stop", rec.stop_reason()},
+                            {"exit_status", ex ? nlohmann::json(pt::shell_status(*ex)) : nlohmann::json(nullptr)}};
+        if (ex && ex->kind == pt::WaitEvent::killed) d["exit_signal"] = signal_name(ex->code);
+        throw cli::DetailedError(failure + ": no loading set written", d, "--keep-on-failure writes it anyway", reraise);
+    }
+
     LoadingSet ls;
     method->result(ctx, ls);
     ls.image = identify_image_file(opt.mem, opt.page_size);  // last: it reads the whole image
@@ -595,14 +620,10 @@ int run(const Options& opt) {
     ls.normalize();
     write_loadset(ls, opt.common.output);
 
-    auto& ex = rec.exit_status();
-    if (ex && pt::shell_status(*ex) != 0 && rec.stop_reason() == "exit")
-        cli::warn("the target " + std::string(ex->kind == pt::WaitEvent::killed ? "was killed by " + signal_name(ex->code)
-                                                                                 : "exited with status " + std::to_string(ex->code)) +
-                  " (recorded anyway)");
+    if (!failure.empty()) cli::warn(failure + " (recorded anyway: --keep-on-failure)");
     cli::info("recorded " + std::to_string(ls.touches.size()) + " pages (" + std::to_string(ls.written_pages()) +
               " written) in " + std::to_string(ls.meta.value("scans", 0u)) + " scans");
-    if (opt.common.json) {
+    if (opt.common.json || !opt.common.report.empty()) {
         nlohmann::json j;
         j["method"] = ls.method;
         j["pages"] = ls.touches.size();
@@ -620,7 +641,7 @@ int run(const Options& opt) {
                               "read_ahead_kb", "lost_events", "bpf"})
             if (ls.meta.contains(k)) j[k] = ls.meta[k];
         j["limitations"] = lim;
-        cli::print_json(j);
+        cli::print_report(opt.common.report, j);
     }
     return 0;
 }

@@ -22,6 +22,7 @@ struct Options {
     double duration_s = 0;           // stop after this long (0 = until exit / signal)
     double interval_ms = 50;         // scan interval (scanning methods)
     uint64_t rss_trigger_pages = 1024;  // also scan when the target's RSS grew by this much (0 = off)
+    bool keep_on_failure = false;    // write the loading set even if the command failed or was interrupted
     bool keep_cache = false;         // mincore: do not drop the image from the page cache first
     // bpf method
     std::string bpf_source = "auto";  // auto | kvm | user

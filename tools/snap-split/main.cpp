@@ -8,6 +8,7 @@ int main(int argc, char** argv) {
                  "and write the split artifact: class runs, load order, and the page data packed by class.",
                  "snap-split"};
     snap::cli::add_common(app, opt.common, "Write the split here (- for stdout)");
+    snap::cli::add_report(app, opt.common);
     app.add_option("--mem", opt.mem, "The memory image the loading sets were recorded against")->required()->type_name("IMAGE");
     app.add_option("--merge", opt.merge, "How several loading sets combine: union, intersect, atleast:K")
         ->type_name("MODE")->capture_default_str();

@@ -5,11 +5,37 @@
 #include "common/hash.hpp"
 #include "common/split.hpp"
 
+#include <sys/stat.h>
+
+#include <optional>
+
 namespace snap::split_tool {
+
+namespace {
+
+// What tells that a file changed: identity, size, and modification and change times.
+struct FileState {
+    dev_t dev = 0;
+    ino_t ino = 0;
+    off_t size = 0;
+    timespec mtime{}, ctime{};
+    bool operator==(const FileState& o) const {
+        return dev == o.dev && ino == o.ino && size == o.size && mtime.tv_sec == o.mtime.tv_sec &&
+               mtime.tv_nsec == o.mtime.tv_nsec && ctime.tv_sec == o.ctime.tv_sec && ctime.tv_nsec == o.ctime.tv_nsec;
+    }
+};
+
+std::optional<FileState> file_state(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) < 0 || !S_ISREG(st.st_mode)) return std::nullopt;  // devices: nothing to compare
+    return FileState{st.st_dev, st.st_ino, st.st_size, st.st_mtim, st.st_ctim};
+}
+
+}  // namespace
 
 int run(const Options& opt) {
     if (opt.common.output.empty()) throw UsageError("no output given", "use -o FILE (or -o - for stdout)");
-    if (opt.common.output == "-" && opt.common.json)
+    if (opt.common.output == "-" && opt.common.json && opt.common.report.empty())
         throw UsageError("--json and -o - both want stdout", "write the split to a file with -o FILE");
     MergeSpec spec = parse_merge_spec(opt.merge);
 
@@ -26,6 +52,9 @@ int run(const Options& opt) {
     if (opt.loadsets.size() > 1 && spec.mode == MergeMode::at_least && spec.k > opt.loadsets.size())
         throw UsageError("--merge atleast:" + std::to_string(spec.k) + " needs at least that many loading sets");
 
+    // The image must hold still for the whole pass (classify, fingerprint, copy): a VM still
+    // running on it, or a copy still being written, would give a split of no real image.
+    const auto image_state = file_state(opt.mem);
     Image image(opt.mem, opt.page_size);
     for (size_t i = 0; i < sets.size(); ++i) {
         const auto& id = sets[i].image;
@@ -43,6 +72,12 @@ int run(const Options& opt) {
     cli::Progress progress("classifying", image.pages());
     SplitPlan plan = plan_split(image, merged, sopt, [&](uint64_t done) { progress.update(done); });
     progress.finish();
+    auto check_image_unchanged = [&] {
+        if (image_state && !(file_state(opt.mem) == image_state))
+            throw Error(opt.mem + ": the image changed while it was being split (size, mtime or ctime): no split written",
+                        ExitCode::runtime, "split a copy that nothing writes to (is a VM still running on it?)");
+    };
+    check_image_unchanged();  // first: a change during the pass would also spoil the fingerprint
     // The fingerprint came with the classifying pass; a loading set of another image is
     // refused before anything is written.
     uint64_t fp = image.fingerprint();
@@ -59,11 +94,11 @@ int run(const Options& opt) {
 
     // The parent digest: the loading set's digest, or a digest over all of them.
     uint64_t parent = digests.size() == 1 ? digests[0] : hash::xxh3(digests.data(), digests.size() * sizeof(uint64_t));
-    uint64_t digest = write_split(image, plan, opt.common.output, parent);
+    uint64_t digest = write_split(image, plan, opt.common.output, parent, check_image_unchanged);
 
     const auto& n = plan.pages_per_class;
     const uint64_t ps = image.page_size();
-    if (opt.common.json) {
+    if (opt.common.json || !opt.common.report.empty()) {
         nlohmann::json j = {
             {"output", opt.common.output},
             {"digest", hash::to_hex(digest)},
@@ -82,7 +117,7 @@ int run(const Options& opt) {
             {"assume_written", opt.assume_written},
             {"writes_known", merged.knows_writes},
         };
-        cli::print_json(j);
+        cli::print_report(opt.common.report, j);
     } else {
         cli::info("wrote " + opt.common.output + ": zero " + std::to_string(n[0]) + ", ro " + std::to_string(n[1]) + ", rw " +
                   std::to_string(n[2]) + ", cold " + std::to_string(n[3]) + " pages");

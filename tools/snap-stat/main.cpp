@@ -7,7 +7,7 @@ int main(int argc, char** argv) {
     CLI::App app{"Describe a snapkit artifact (loading set, split), or compare two of a kind.\n"
                  "Text by default; --json prints one JSON object.",
                  "snap-stat"};
-    snap::cli::add_common(app, opt.common);
+    snap::cli::add_common(app, opt.common, "Write the report here instead of stdout (atomically: temp file, fsync, rename)");
     app.add_flag("--verify", opt.verify, "Check every checksum, page data included");
     app.add_option("--mem", opt.mem, "With a split: check that it reproduces this image, page for page")->type_name("IMAGE");
     app.add_flag("--list", opt.list,

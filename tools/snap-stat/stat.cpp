@@ -103,18 +103,29 @@ nlohmann::json describe_split(const SplitPlan& plan) {
 
 nlohmann::json compare_loadsets(const LoadingSet& a, const LoadingSet& b) {
     if (!(a.image == b.image)) throw UsageError("the two loading sets were recorded against different images");
-    std::vector<uint8_t> acc(a.image.pages(), 0);
-    for (auto& t : a.touches) acc[t.page] |= 1 | ((t.access & kAccessWrite) ? 4 : 0);
-    for (auto& t : b.touches) acc[t.page] |= 2 | ((t.access & kAccessWrite) ? 8 : 0);
+    // Merge the two touch lists sorted by page: the work is the pages touched, not the image
+    // size the artifacts claim.
+    auto by_page = [](const LoadingSet& ls) {
+        std::vector<std::pair<uint64_t, bool>> v;  // page, written
+        v.reserve(ls.touches.size());
+        for (auto& t : ls.touches) v.push_back({t.page, (t.access & kAccessWrite) != 0});
+        std::sort(v.begin(), v.end());
+        return v;
+    };
+    const auto pa = by_page(a), pb = by_page(b);
     uint64_t both = 0, only_a = 0, only_b = 0, w_both = 0, w_a = 0, w_b = 0;
-    for (uint8_t v : acc) {
-        bool ia = v & 1, ib = v & 2;
-        if (ia && ib) ++both;
-        else if (ia) ++only_a;
-        else if (ib) ++only_b;
-        if ((v & 4) && (v & 8)) ++w_both;
-        if (v & 4) ++w_a;
-        if (v & 8) ++w_b;
+    for (auto& x : pa) w_a += x.second;
+    for (auto& x : pb) w_b += x.second;
+    for (size_t i = 0, j = 0; i < pa.size() || j < pb.size();) {
+        if (j == pb.size() || (i < pa.size() && pa[i].first < pb[j].first)) {
+            ++only_a, ++i;
+        } else if (i == pa.size() || pb[j].first < pa[i].first) {
+            ++only_b, ++j;
+        } else {
+            ++both;
+            if (pa[i].second && pb[j].second) ++w_both;
+            ++i, ++j;
+        }
     }
     uint64_t uni = both + only_a + only_b;
     uint64_t smaller = std::min(a.touches.size(), b.touches.size());
@@ -304,10 +315,10 @@ nlohmann::json verify_against_image(const SplitReader& s, const std::string& mem
     return {{"image", mem}, {"pages_compared", image.pages()}, {"identical", true}};
 }
 
-void print_lines(const std::vector<std::string>& lines) {
+void print_lines(const std::string& report_path, const std::vector<std::string>& lines) {
     std::string out;
     for (auto& l : lines) out += l + "\n";
-    cli::print_text(out);
+    cli::print_report(report_path, out);
 }
 
 }  // namespace
@@ -317,7 +328,7 @@ int run(const Options& opt) {
     if (opt.artifacts.size() == 2) {
         if (opt.list || opt.map || !opt.mem.empty()) throw UsageError("--list, --map and --mem take one artifact");
         // Each input is read once: one of them may be a pipe.
-        file::InputFile fa(opt.artifacts[0]), fb(opt.artifacts[1]);
+        file::InputFile fa(opt.artifacts[0], file::InputFile::Expect::artifact), fb(opt.artifacts[1], file::InputFile::Expect::artifact);
         auto ka = format::Artifact::peek_kind(fa);
         auto kb = format::Artifact::peek_kind(fb);
         nlohmann::json c;
@@ -336,13 +347,13 @@ int run(const Options& opt) {
         }
         c["a"] = opt.artifacts[0];
         c["b"] = opt.artifacts[1];
-        if (opt.common.json) cli::print_json(c);
-        else cli::print_text(text_comparison(c));
+        if (opt.common.json) cli::print_report(opt.common.output, c);
+        else cli::print_report(opt.common.output, text_comparison(c));
         return 0;
     }
 
     const std::string& path = opt.artifacts[0];
-    file::InputFile input(path);  // read once: it may be a pipe
+    file::InputFile input(path, file::InputFile::Expect::artifact);  // read once: it may be a pipe
     auto kind = format::Artifact::peek_kind(input);
     const std::string name = path == "-" ? "<stdin>" : path;
     if (path == "-" && kind != format::Kind::loadset)
@@ -360,19 +371,19 @@ int run(const Options& opt) {
                               (unsigned long long)t.time_ns);
                 out += buf;
             }
-            cli::print_text(out);
+            cli::print_report(opt.common.output, out);
             return 0;
         }
         if (opt.map) {
-            print_lines(map_loadset(ls, opt.width, opt.rows));
+            print_lines(opt.common.output, map_loadset(ls, opt.width, opt.rows));
             return 0;
         }
         auto j = describe_loadset(ls);
         j["file"] = path;
         j["digest"] = hash::to_hex(digest);
         if (opt.verify) j["verified"] = true;
-        if (opt.common.json) cli::print_json(j);
-        else cli::print_text(text_loadset(name, ls, digest) + (opt.verify ? "  checksums ok\n" : ""));
+        if (opt.common.json) cli::print_report(opt.common.output, j);
+        else cli::print_report(opt.common.output, text_loadset(name, ls, digest) + (opt.verify ? "  checksums ok\n" : ""));
         return 0;
     }
     if (kind == format::Kind::split) {
@@ -391,11 +402,11 @@ int run(const Options& opt) {
                               (unsigned long long)r.pages, class_name(r.cls));
                 out += buf;
             }
-            cli::print_text(out);
+            cli::print_report(opt.common.output, out);
             return 0;
         }
         if (opt.map) {
-            print_lines(map_split(s.plan(), opt.width, opt.rows));
+            print_lines(opt.common.output, map_split(s.plan(), opt.width, opt.rows));
             return 0;
         }
         auto j = describe_split(s.plan());
@@ -404,9 +415,9 @@ int run(const Options& opt) {
         j["parent_digest"] = hash::to_hex(s.parent_digest());
         if (opt.verify) j["verified"] = true;
         if (!verified.is_null()) j["image_check"] = verified;
-        if (opt.common.json) cli::print_json(j);
+        if (opt.common.json) cli::print_report(opt.common.output, j);
         else
-            cli::print_text(text_split(name, s) + (opt.verify ? "  checksums ok\n" : "") +
+            cli::print_report(opt.common.output, text_split(name, s) + (opt.verify ? "  checksums ok\n" : "") +
                             (verified.is_null() ? "" : "  every page matches " + opt.mem + "\n"));
         return 0;
     }
@@ -414,7 +425,7 @@ int run(const Options& opt) {
         if (opt.list || !opt.mem.empty()) throw UsageError("--list and --mem go with a loading set or a split");
         placed::PlacedReader r(path);
         if (opt.map) {
-            print_lines(map_split(r.plan(), opt.width, opt.rows));
+            print_lines(opt.common.output, map_split(r.plan(), opt.width, opt.rows));
             return 0;
         }
         if (opt.verify) {
@@ -426,8 +437,8 @@ int run(const Options& opt) {
         j["digest"] = hash::to_hex(r.digest());
         j["parent_digest"] = hash::to_hex(r.parent_digest());
         if (opt.verify) j["verified"] = true;
-        if (opt.common.json) cli::print_json(j);
-        else cli::print_text(placed::text_placed(r) + (opt.verify ? "  checksums ok, every part file matches its digest\n" : ""));
+        if (opt.common.json) cli::print_report(opt.common.output, j);
+        else cli::print_report(opt.common.output, placed::text_placed(r) + (opt.verify ? "  checksums ok, every part file matches its digest\n" : ""));
         return 0;
     }
     throw BadInput(name, "is a " + std::string(format::kind_name(kind)) + " artifact, which this snap-stat cannot describe yet");
