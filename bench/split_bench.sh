@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Benchmark (not a test): snap-split and snap-stat throughput on a large image, as a ratio to a
 # plain sequential read of the same file measured in the same run (page cache warm for all).
 #   bench/split_bench.sh BIN_DIR [MIB] [WORK_DIR]

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Shared command-line pieces: common flags, the error/hint line format, exit codes, JSON
 // error output, and a TTY-only progress line. Every tool's main() is:
 //   options → CLI11 app → snap::cli::run_tool("snap-x", app, argc, argv, [&]{ return run(opt); })

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The cost model: defaults from FACTS.md, overrides, per-class estimates, and the choice of
 // tiers under budgets.
 #include "costmodel.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The cost model behind snap-place: what restoring each class from each tier costs under
 // the `tiered` strategy (DESIGN.md §4), per page, from figures measured on this machine
 // (FACTS.md "Costs per 4 KiB page"). It chooses a tier for every class the user did not

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Typed errors shared by every tool. The type decides the exit code (DESIGN.md §6):
 // 1 runtime failure, 2 usage, 3 bad input artifact, 4 missing capability.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Files: read-only mappings of inputs ("-" = stdin), and atomic outputs that appear under
 // their final name only once complete ("-" = stdout). A temporary output is removed if the
 // process fails or is interrupted (SIGINT/SIGTERM/SIGHUP), so a Makefile never sees half a file.

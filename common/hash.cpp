@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // XXH3-64 through libxxhash (Debian's libxxhash-dev).
 #include "hash.hpp"
 

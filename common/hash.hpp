@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // XXH3-64 everywhere (STYLE.md): one-shot, streaming, and the 16-hex-digit text form that
 // `xxhsum -H3` prints.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The memory image: raw guest RAM, read-only to every tool. Page n is bytes [n·P, (n+1)·P).
 // The image's identity is its size, page size and content fingerprint (XXH3-64 over the
 // whole file: the value `xxhsum -H3 IMAGE` prints).

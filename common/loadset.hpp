@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The loading set: which pages of an image one restore touched, in what order, read or
 // written (DESIGN.md §2). Produced by snap-record (and snap-restore --record), consumed by
 // snap-split and snap-stat. Several loading sets of one image merge (union, intersection,

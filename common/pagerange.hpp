@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A run of image pages: the unit every schedule, install list and prefetch order is made of
 // (restore plans, the fault server, the preload). Header-only, no dependencies.
 #pragma once

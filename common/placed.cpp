@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The placed artifact: manifest encode/decode, part files (write, check, read), materialize,
 // and the place() pipeline behind snap-place.
 #include "placed.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The placed artifact (DESIGN.md §3): the manifest snap-place writes after putting each
 // class's page data on a tier. It is self-sufficient for restore: it carries the split's
 // plan (IMGI, META, CLAS, ORDR, EXTN — same encoding as in the split, so the split file may

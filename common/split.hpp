@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The split: every page of an image classified ZERO / RO / RW / COLD (DESIGN.md §2), with the
 // loading order and the page data of RO, RW and COLD packed compactly: runs of adjacent
 // pages of one class stay together (one run maps with one mmap), RW and RO runs in

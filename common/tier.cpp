@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Tier spellings, sizes, and the checks that a tier's location is usable on this machine.
 #include "tier.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Tiers: places where a class's page data can live (DESIGN.md §2). A tier has a kind, a
 // location (a directory its part files go to), a NUMA node where that means something, and
 // a capacity budget. Parsing of the command-line spellings lives here so that every tool

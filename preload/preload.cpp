@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libsnaprestore.so: snap-restore --exec puts this library into the VMM with LD_PRELOAD.
 // It interposes mmap(): when the VMM maps the image (recognised by the device and inode of
 // the descriptor, so any open/openat/dup path works), the VMM's own private mapping is made

@@ -4,7 +4,7 @@
 # shebang if it has one: `// SPDX-License-Identifier: Apache-2.0` in C and C++, `# ...` in shell,
 # Python and CMake. Idempotent: a file that already names a license in its first three lines is
 # left alone (common/bpf/record.bpf.c is GPL-2.0, as the kernel's helpers require; the header
-# it shares with snap-record, common/bpf/record.h, is skipped).
+# it shares with snap-record, common/bpf/record.h, is GPL-2.0-only OR Apache-2.0).
 #   scripts/spdx.sh [--check] [PATH...]
 # PATHs are files or directories (default: every file git tracks); --check changes nothing and
 # exits 1 listing the files that lack the line. Kernel patches, man pages and data are skipped.
@@ -28,8 +28,8 @@ files() {
 style() {  # the comment leader for a file, or nothing for a file that takes no header
   case $1 in
     *testdata/*|*guest/kernel/*|*.patch) ;;
-    # Shared with the GPL-2.0 BPF program, which includes it: its licence is for the owners to
-    # choose (Apache-2.0 cannot go into a GPL-2.0-only work), so it is left as it is.
+    # Shared with the GPL-2.0 BPF program, which includes it: dual-licensed
+    # (GPL-2.0-only OR Apache-2.0), its own line says so; never given the plain one.
     *common/bpf/record.h) ;;
     *.c|*.h|*.cc|*.cpp|*.hpp) echo "//" ;;
     *.sh|*.bash|*.py|*/CMakeLists.txt|CMakeLists.txt|*.cmake) echo "#" ;;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0)
 /* The ABI between record.bpf.c (kernel side) and snapbpf (user side) of
  * `snap-record --method bpf`: the event record that crosses the ring buffer, the
  * counters in the per-CPU stats array and the configuration constants. C, not C++:

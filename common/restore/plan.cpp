@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The mapping plan: building it from a split's plan and the placed parts, counting the
 // mappings it needs, resolving every page's origin (for tests and checks), and the byte
 // format it travels to the preload in.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The restore schedule: each strategy defined once (DESIGN.md §4) — which pages come from
 // where, eagerly or on demand, in what order — as pure data that every front-end applies:
 // the preload inside the VMM (--exec), snap-restore's fault server (--exec and --serve), and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // PartRefs and the PageSource over a placed artifact's parts.
 #include "source.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The placed artifact as the restore front-ends see it: the parts as PartRefs for the mapping
 // plan, and a PageSource over the parts for the userfaultfd front-end (--serve): ZERO pages
 // are zero, every other page comes from its extent's bytes in its class's part (mapped in

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Firecracker's UFFD backend protocol, handler side (see firecracker.hpp).
 #include "firecracker.hpp"
 #include "wire.hpp"
@@ -154,7 +155,11 @@ UnixListener::UnixListener(const std::string& path, int backlog) : path_(path) {
     if (fd_ < 0) throw_errno("socket");
     addr.sun_family = AF_UNIX;
     std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-    if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd_, backlog) != 0) {
+    // The socket hands out guest memory: only its owner may connect (0600 whatever the umask).
+    const mode_t old_umask = ::umask(0177);
+    const int bound = ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    ::umask(old_umask);
+    if (bound != 0 || ::listen(fd_, backlog) != 0) {
         int err = errno;
         ::close(fd_);
         fd_ = -1;
@@ -182,6 +187,10 @@ FirecrackerPeer accept_firecracker(UnixListener& listener, int accept_timeout_ms
     if (::getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
         peer.pid = cred.pid;
         peer.uid = cred.uid;
+    }
+    if (peer.uid != ::geteuid()) {  // the 0600 socket keeps others out, except root: only our own uid
+        if (peer.pid > 0) ::kill(peer.pid, SIGKILL);
+        throw ProtocolError("peer uid " + std::to_string(peer.uid) + " is not this server's (" + std::to_string(::geteuid()) + ")");
     }
     // The message may arrive in pieces (a stream socket); the descriptor rides on the first.
     int uffd = -1;
@@ -248,6 +257,14 @@ ServeResult serve_peer(FirecrackerPeer peer, PageSource& source, const ServeOpti
     result.regions = peer.regions;
     result.peer_pid = peer.pid;
     PeerGuard guard(peer.pid, opt.kill_peer_on_error);
+    // Regions are checked before anything is served: a region past the image would be served
+    // as zeros that no snapshot holds. A rejected peer is killed, not left to hang on a fault.
+    for (const Region& r : peer.regions)
+        if (r.offset > source.size_bytes() || r.size_bytes > source.size_bytes() - r.offset) {
+            if (opt.kill_peer_on_error && peer.pid > 0) ::kill(peer.pid, SIGKILL);
+            throw ProtocolError("region at image offset " + std::to_string(r.offset) + " of " + std::to_string(r.size_bytes) +
+                                " bytes lies outside the " + std::to_string(source.size_bytes()) + "-byte image");
+        }
     try {
         int pidfd = peer.pid > 0 ? static_cast<int>(::syscall(SYS_pidfd_open, peer.pid, 0)) : -1;
         struct Closer {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Firecracker's UFFD memory backend, handler side, as Firecracker's
 // docs/snapshotting/handling-page-faults-on-snapshot-resume.md describes it:
 //  1. the handler binds and listens on a unix socket;

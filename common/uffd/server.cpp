@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // FaultServer (see server.hpp): event loop, granule resolution, REMOVE/UNMAP/REMAP, eager
 // installs and first-touch recording.
 #include "server.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // FaultServer: serves a process's guest memory from a PageSource over a userfaultfd.
 //
 // Guest memory is one or more regions, each mapping host addresses [base, base+size) to image

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Page sources over bytes in memory and over a plain image file (see source.hpp).
 #include "source.hpp"
 

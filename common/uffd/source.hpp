@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Where a fault server gets page bytes from. A PageSource answers for image offsets (not
 // guest addresses): "these bytes" or "zero", for the longest stretch of one kind that starts
 // at the offset, so that the server can resolve a whole granule with few ioctls. The bytes

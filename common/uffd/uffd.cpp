@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The userfaultfd syscall layer (see uffd.hpp). Kernel return conventions handled here:
 // UFFDIO_COPY/ZEROPAGE/CONTINUE store "bytes done" or a negative errno in the struct's result
 // field and fail with EAGAIN when they stopped part-way; a stop at an existing page reports

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The userfaultfd syscall layer: the only place in snapkit that issues userfaultfd ioctls.
 // Everything above it (FaultServer, the Firecracker front-end) sees typed results instead of
 // errno: a page that is already there (EEXIST) is not an error, a mapping that changed under

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // See wire.hpp. libc only: this file is linked into the preload as well as snapcommon.
 #include "wire.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The small userfaultfd unit that snap-restore and its preload share, with no dependency
 // beyond libc (the preload links it into the VMM): opening a userfaultfd, and both ends of
 // Firecracker's handshake socket — the message of regions with the descriptor as SCM_RIGHTS,

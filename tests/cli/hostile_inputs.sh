@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Bounded by reality: artifacts that claim absurd sizes (with correct checksums), devices and
 # endless streams end within 2 s, under 256 MiB of RSS, with the documented exit code.
 # (The loading set claiming 2^46 bytes used to take 2 GiB of RSS; the 1 TiB manifest 79 s.)

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Outputs are private and durable: artifacts 0600 (less the umask), reports 0666 less the umask;
 # a symlink at the destination is replaced, never followed; /dev/null is written, not replaced;
 # a full disk (ENOSPC) is exit 1 with nothing left behind, for artifacts, reports and stdout.

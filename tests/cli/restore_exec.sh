@@ -87,6 +87,9 @@ expect 2 "mappings, more than" "$BIN/snap-restore" p.placed --strategy faasnap -
 head -c 4096 img > short
 expect 3 "bytes, the placed artifact" "$BIN/snap-restore" p.placed --strategy reap --image short --exec -- true
 expect 1 "never mapped" "$BIN/snap-restore" p.placed --strategy reap --image img --exec -- true
+# A VMM's failure is a runtime failure (1), its own code not passed through: 3 is not "bad artifact".
+expect 1 "sh exited with status 3" "$BIN/snap-restore" p.placed --strategy vanilla --image img --exec -- sh -c 'exit 3'
+expect 1 "sh was killed by signal 9" "$BIN/snap-restore" p.placed --strategy vanilla --image img --exec -- sh -c 'kill -9 $$'
 mv dax dax.gone
 expect 3 "\.ro" "$BIN/snap-restore" p.placed --strategy tiered --image img --exec -- "$BIN/maptest" img
 mv dax.gone dax

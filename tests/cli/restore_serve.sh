@@ -49,4 +49,19 @@ serve rec p.placed --strategy vanilla --record rec.ls
 python3 -c "
 import json; d=json.load(open('rec.stat')); assert d['method']=='uffd' and d['pages']>0 and d['written']>0, d" || fail "record: $(cat rec.stat)"
 "$BIN/snap-split" --mem img -o rec.split rec.ls || fail "the recorded loading set does not split against its image"
+
+# Only the owner: the socket is 0600 even under umask 000. And a region past the 32 MiB image
+# (24 + 16 MiB) is refused at the handshake: the server exits 1 naming it, the peer is killed.
+(umask 000; exec timeout 60 "$BIN/snap-restore" p.placed --serve "$W/bad.sock" --accept-timeout 30 > bad.json 2> bad.err) &
+spid=$!
+for _ in $(seq 100); do [ -S "$W/bad.sock" ] && break; sleep 0.05; done
+[ "$(stat -c %a "$W/bad.sock")" = 600 ] || fail "socket mode $(stat -c %a "$W/bad.sock"), wanted 600"
+"$BIN/fcclient" make-image big.img --mib 40 > /dev/null || fail "fcclient make-image"
+timeout 60 "$BIN/fcclient" --socket "$W/bad.sock" --image big.img --regions-mib 24,16 > bad.client 2>&1
+crc=$?
+wait $spid
+src=$?
+[ $src = 1 ] || fail "a region past the image: server exit $src ($(cat bad.err))"
+grep -q "outside the 33554432-byte image" bad.err || fail "a region past the image: $(cat bad.err)"
+[ $crc = 137 ] || fail "a region past the image: the peer was not killed (exit $crc: $(cat bad.client))"
 echo ok

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # snap-split refuses an image that changes under it (a VM still running on it, a copy still
 # being written): exit 1, no split left behind. And one that changed before it: exit 3.
 set -u

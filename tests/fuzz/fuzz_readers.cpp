@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Fuzz target for every artifact reader: whatever the bytes, a reader either accepts the file
 // or throws BadInput — never crashes, hangs, over-allocates or throws anything else.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Resealing: after a fuzzer (or a test) changes bytes of an artifact, recompute what the
 // format checks first — each chunk's XXH3-64 in the chunk table, the header checksum, and the
 // trailer digest over header and table (man/snapkit-formats.5, common/format/container.cpp) —

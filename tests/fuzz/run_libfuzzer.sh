@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # ctest label `fuzz`: build the libFuzzer targets with clang in a build of their own (the
 # library instrumented too: -fsanitize=fuzzer-no-link) and run each for a bounded time,
 # seeded with the deterministic harness's seeds. Fails on a crash, a leak, a timeout (2 s per

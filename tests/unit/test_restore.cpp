@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The restore schedule (common/restore/plan.hpp) on hand-made split plans: every page's
 // origin is right under every strategy and gap, for both front-ends (--exec's layers and
 // --serve's install list come from the one schedule), merging respects a mapping budget, the

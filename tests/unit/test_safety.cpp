@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Safe by default: output modes and atomicity (file::AtomicOutput, file::write_report),
 // bounded inputs (InputFile on devices and streams), readers that allocate nothing for what a
 // field merely claims (resealed artifacts), JSON depth bounds.

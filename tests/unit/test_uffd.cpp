@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // snap::uffd: the Firecracker handshake parser, region lookup and granule clamping (pure),
 // page-source stretches (bytes), and the FaultServer on this process's own memory (probes
 // userfaultfd first and skips with a message where it is unavailable).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # bench/restore --quick as a smoke test (no timed assertion): on real recordings of hello and
 # json (snap-record -m bpf around real-VM restores, with the test and the record inputs), every
 # strategy and table runs, every replay verifies the pages it touched (the bench aborts on a

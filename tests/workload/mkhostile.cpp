@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // mkhostile: write artifacts that are well-formed (checksums right) but claim absurd sizes,
 // for the "bounded by reality" tests: every reader must end quickly with little memory.
 //   mkhostile DIR

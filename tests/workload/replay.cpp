@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // replay: a host process that restores a memory image the way a VMM would and replays one
 // function's recorded loading set at native speed — bench/restore's primary figure, because
 // on PVM hosts guest execution is emulated and swamps every memory cost.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // snap-restore --exec: build the strategy's schedule, hand it to libsnaprestore.so through a
 // private file, run the VMM with the library preloaded, wait for it, and report what the
 // library did (it writes its report to a file when the plan is applied and again at exit).
@@ -260,9 +261,13 @@ int run_exec(const Options& opt, Context& ctx) {
                         " write-protect faults");
     ctx.emit(opt, j, lines);
     if (code != 0) {
-        if (!(rep.is_object() && rep.contains("error")))  // the preload has said why already
-            cli::warn(opt.command[0] + " exited with code " + std::to_string(code));
-        return code;
+        // The VMM's failure is ours to report as a runtime failure (exit 1): its own code
+        // would read as usage (2), bad artifact (3) or missing capability (4).
+        const std::string how = WIFSIGNALED(status) ? "was killed by signal " + std::to_string(WTERMSIG(status))
+                                                    : "exited with status " + std::to_string(code);
+        if (rep.is_object() && rep.contains("error") && rep["error"].is_string())  // the preload stopped it: say why
+            throw Error(opt.command[0] + " " + how + ": " + rep["error"].get<std::string>());
+        throw Error(opt.command[0] + " " + how);
     }
     if (!mapped)
         throw Error("the VMM never mapped " + image, ExitCode::runtime,

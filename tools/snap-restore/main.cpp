@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // snap-restore: command line. The work is in restore.cpp, exec.cpp and serve.cpp.
 #include "restore.hpp"
 

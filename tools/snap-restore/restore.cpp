@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // snap-restore: the shared part (artifact, strategy, plan, report) and the --materialize
 // front-end. --exec lives in exec.cpp, --serve in serve.cpp.
 #include "restore.hpp"
@@ -60,18 +61,14 @@ restore::MappingPlan Context::build_plan(const Options& opt, const std::string& 
 }
 
 void Context::emit(const Options& opt, const nlohmann::json& j, const std::vector<std::string>& lines) const {
-    std::string text;
-    if (opt.common.json) text = j.dump() + "\n";
-    else
-        for (const auto& l : lines) text += l + "\n";
-    if (opt.common.output.empty() || opt.common.output == "-") {
-        if (opt.common.json) cli::print_json(j);
-        else cli::print_text(text);
+    // Written atomically (temp, fsync, rename) like every report, or to stdout.
+    if (opt.common.json) {
+        cli::print_report(opt.common.output, j);
         return;
     }
-    std::ofstream f(opt.common.output, std::ios::trunc);
-    if (!f) throw_errno("cannot write " + opt.common.output);
-    f << text;
+    std::string text;
+    for (const auto& l : lines) text += l + "\n";
+    cli::print_report(opt.common.output, text);
 }
 
 int run_materialize(const Options& opt, Context& ctx) {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // snap-restore: restore a placed artifact with one of four strategies (vanilla, reap,
 // faasnap, tiered — DESIGN.md §4) through one of three front-ends: --exec (a VMM started
 // with libsnaprestore.so preloaded), --serve (Firecracker's UFFD backend protocol) or

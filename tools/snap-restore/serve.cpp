@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // snap-restore --serve: Firecracker's UFFD backend over the placed artifact's parts. The
 // strategy's schedule (common/restore/plan.hpp, the same one --exec applies) becomes its
 // install list, serve_installs(): Firecracker's guest memory is anonymous memory it owns, so
