@@ -14,6 +14,8 @@
 #include <zstd.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <climits>
 #include <cerrno>
 #include <cstring>
 #include <sstream>
@@ -422,6 +424,45 @@ void check_parts(const PlacedReader& r) {
     for (auto& p : r.parts()) {
         check_part(p);
         check_layout(p, r.plan());
+    }
+}
+
+namespace {
+std::string resolved(const std::string& path, const std::string& what) {
+    char buf[PATH_MAX];
+    if (!::realpath(path.c_str(), buf)) throw BadInput(path, what + ": " + std::strerror(errno));
+    return buf;
+}
+
+void check_private(const std::string& path, const struct stat& st, const std::string& what) {
+    // Never world-writable; group-writable only for root's group or ours; owned by us or root.
+    if (st.st_mode & S_IWOTH) throw BadInput(path, what + " is writable by every user");
+    if ((st.st_mode & S_IWGRP) && st.st_gid != 0 && st.st_gid != ::getegid())
+        throw BadInput(path, what + " is writable by group " + std::to_string(st.st_gid));
+    if (st.st_uid != 0 && st.st_uid != ::geteuid())
+        throw BadInput(path, what + " belongs to user " + std::to_string(st.st_uid));
+}
+}  // namespace
+
+void check_locations(const PlacedReader& r) {
+    for (const Part& p : r.parts()) {
+        const tier::TierSpec& t = r.tier_of(p);
+        const std::string real_part = resolved(p.path, "cannot open part file");  // a missing part is named as such
+        const std::string dir = resolved(t.location, "tier directory");
+        struct stat ds {};
+        if (::stat(dir.c_str(), &ds) != 0 || !S_ISDIR(ds.st_mode)) throw BadInput(t.location, "tier directory is not a directory");
+        check_private(t.location, ds, "tier directory");
+        for (const std::string* file : {&p.path, &p.layout_path}) {
+            if (file->empty()) continue;
+            const std::string real = file == &p.path ? real_part : resolved(*file, "cannot open layout file");
+            const auto slash = real.rfind('/');
+            if (real.substr(0, slash == 0 ? 1 : slash) != dir)
+                throw BadInput(*file, "part file lies outside its tier directory " + t.location +
+                                          (real != *file ? " (it resolves to " + real + ")" : ""));
+            struct stat st {};
+            if (::stat(real.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) throw BadInput(*file, "part file is not a regular file");
+            check_private(*file, st, "part file");
+        }
     }
 }
 

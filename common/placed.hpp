@@ -132,6 +132,12 @@ void check_part(const Part& part);
 void check_layout(const Part& part, const SplitPlan& plan);
 // Every part and every layout file of the artifact.
 void check_parts(const PlacedReader& r);
+// Where the part files are, checked without reading them (every restore does it): each part
+// and layout file, symlinks resolved, is a regular file directly inside its tier's directory
+// (a manifest cannot point a restore at another file of the host), and neither the file nor
+// that directory may be written by a user other than its owner and root (nobody else can swap
+// the bytes under a restore). Throws BadInput naming the file.
+void check_locations(const PlacedReader& r);
 
 // Reassemble the image from the parts: ZERO pages become holes, every extent is written at its
 // image offset; the result's XXH3-64 is checked against the image fingerprint. check_parts

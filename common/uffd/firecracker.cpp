@@ -220,6 +220,16 @@ FirecrackerPeer accept_firecracker(UnixListener& listener, int accept_timeout_ms
         }
     }
     if (uffd < 0) throw ProtocolError("no userfaultfd attached to the message (SCM_RIGHTS)");
+    {  // the descriptor must be a userfaultfd: anything else (a file, /dev/zero) is refused
+        char link[64] = {};
+        const std::string fdpath = "/proc/self/fd/" + std::to_string(uffd);
+        const ssize_t n = ::readlink(fdpath.c_str(), link, sizeof link - 1);
+        if (n <= 0 || std::string(link, size_t(n)) != "anon_inode:[userfaultfd]") {
+            ::close(uffd);
+            if (peer.pid > 0) ::kill(peer.pid, SIGKILL);
+            throw ProtocolError("the descriptor sent is not a userfaultfd (" + (n > 0 ? std::string(link, size_t(n)) : "?") + ")");
+        }
+    }
     peer.uffd = Userfaultfd::adopt(uffd, assumed_features);
     peer.regions = parse_firecracker_regions(text);
     peer.message = std::move(text);
@@ -312,9 +322,12 @@ ServeResult serve_peer(FirecrackerPeer peer, PageSource& source, const ServeOpti
 }
 
 ServeResult serve_firecracker(const std::string& socket_path, PageSource& source, const ServeOptions& opt) {
-    UnixListener listener(socket_path);
-    if (opt.on_listening) opt.on_listening(socket_path);
-    FirecrackerPeer peer = accept_firecracker(listener, opt.accept_timeout_ms, opt.message_timeout_ms, opt.assumed_features);
+    FirecrackerPeer peer;
+    {
+        UnixListener listener(socket_path);
+        if (opt.on_listening) opt.on_listening(socket_path);
+        peer = accept_firecracker(listener, opt.accept_timeout_ms, opt.message_timeout_ms, opt.assumed_features);
+    }  // one VMM per server: the socket is gone once it is connected (a second client is refused, not queued)
     return serve_peer(std::move(peer), source, opt);
 }
 

@@ -93,6 +93,24 @@ expect 1 "sh was killed by signal 9" "$BIN/snap-restore" p.placed --strategy van
 mv dax dax.gone
 expect 3 "\.ro" "$BIN/snap-restore" p.placed --strategy tiered --image img --exec -- "$BIN/maptest" img
 mv dax.gone dax
+# Parts only from inside their tiers: a part swapped for a symlink to another file (same bytes,
+# so no digest would notice), or a part anyone may rewrite, is refused before the VMM runs.
+ro=$(ls dax/*.ro)
+mkdir -p elsewhere && cp "$ro" elsewhere/ && mv "$ro" "$ro.real" && ln -s "$W/elsewhere/$(basename "$ro")" "$ro"
+expect 3 "outside its tier directory" "$BIN/snap-restore" p.placed --strategy faasnap --image img --exec -- "$BIN/maptest" img
+rm "$ro" && mv "$ro.real" "$ro"
+chmod o+w "$ro"
+expect 3 "writable by every user" "$BIN/snap-restore" p.placed --strategy faasnap --image img --exec -- "$BIN/maptest" img
+chmod o-w "$ro"
+# --dry-run is honoured by every front-end: nothing listens, nothing is written.
+"$BIN/snap-restore" p.placed --strategy tiered --serve "$W/dry.sock" --dry-run --json > dry-serve.json || fail "dry run --serve"
+[ ! -e "$W/dry.sock" ] || fail "dry run --serve made a socket"
+"$BIN/snap-restore" p.placed --strategy tiered --materialize "$W/dry.img" --dry-run --json > dry-mat.json || fail "dry run --materialize"
+[ ! -e "$W/dry.img" ] || fail "dry run --materialize wrote the image"
+python3 -c "
+import json
+for f, fe in (('dry-serve.json', 'serve'), ('dry-mat.json', 'materialize')):
+    j = json.load(open(f)); assert j['dry_run'] and j['front_end'] == fe and j['serve_install_pages'] > 0, j" || fail "dry run reports"
 "$BIN/snap-restore" p.placed --strategy faasnap --image img --dry-run --json > dry.json
 python3 -c "import json; j=json.load(open('dry.json')); assert j['mappings'] == j['plan']['mappings'] > 1" || fail "dry run"
 echo ok

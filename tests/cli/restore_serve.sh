@@ -64,4 +64,34 @@ src=$?
 [ $src = 1 ] || fail "a region past the image: server exit $src ($(cat bad.err))"
 grep -q "outside the 33554432-byte image" bad.err || fail "a region past the image: $(cat bad.err)"
 [ $crc = 137 ] || fail "a region past the image: the peer was not killed (exit $crc: $(cat bad.client))"
+
+# A descriptor that is not a userfaultfd (/dev/zero) is refused at once, the peer killed.
+timeout 60 "$BIN/snap-restore" p.placed --serve "$W/zero.sock" --accept-timeout 30 > zero.json 2> zero.err &
+spid=$!
+for _ in $(seq 100); do [ -S "$W/zero.sock" ] && break; sleep 0.05; done
+timeout 30 python3 - "$W/zero.sock" <<'PY' > zero.client 2>&1
+import json, os, socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+fd = os.open("/dev/zero", os.O_RDONLY)
+msg = json.dumps([{"base_host_virt_addr": 1 << 30, "size": 1 << 20, "offset": 0, "page_size": 4096}])
+socket.send_fds(s, [msg.encode()], [fd])
+time.sleep(20)  # the server kills us well before this
+PY
+crc=$?
+wait $spid
+src=$?
+[ $src = 1 ] && grep -q "not a userfaultfd" zero.err || fail "/dev/zero as the userfaultfd: server exit $src ($(cat zero.err))"
+[ $crc = 137 ] || fail "/dev/zero as the userfaultfd: the peer was not killed (exit $crc)"
+
+# One VMM per server: once a client is connected the socket is gone (a second one is refused,
+# not queued forever).
+timeout 60 "$BIN/snap-restore" p.placed --strategy tiered --serve "$W/one.sock" --accept-timeout 30 > one.json 2> one.err &
+spid=$!
+timeout 60 "$BIN/fcclient" --socket "$W/one.sock" --image img --regions-mib 24,8 --delay-ms 1500 > one.client 2>&1 &
+cpid=$!
+sleep 0.8
+[ ! -e "$W/one.sock" ] || fail "the socket is still there with a client connected"
+wait $cpid || fail "one client: $(cat one.client)"
+wait $spid || fail "one client: server $(cat one.err)"
 echo ok

@@ -21,6 +21,7 @@
 #include <sys/syscall.h>
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -142,6 +143,9 @@ int run_exec(const Options& opt, Context& ctx) {
     pid_t pid = ::fork();
     if (pid < 0) throw_errno("fork");
     if (pid == 0) {
+        // A VMM whose memory we serve must not outlive us (SIGKILL included); its own watcher
+        // thread covers the rest once the socket is connected.
+        if (plan.demand) ::prctl(PR_SET_PDEATHSIG, SIGKILL);
         ::setenv("LD_PRELOAD", preload.c_str(), 1);
         ::setenv("SNAPRESTORE_PLAN", plan_file.c_str(), 1);
         ::setenv("SNAPRESTORE_REPORT", report_file.c_str(), 1);

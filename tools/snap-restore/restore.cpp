@@ -38,6 +38,7 @@ Context::Context(const Options& opt) {
     if (!s) throw UsageError("--strategy " + opt.strategy + ": unknown strategy", "use vanilla, reap, faasnap or tiered");
     strategy_ = *s;
     placed_ = std::make_unique<placed::PlacedReader>(opt.placed);
+    placed::check_locations(*placed_);  // always: a few stat calls
     if (opt.verify)
         placed::check_parts(*placed_);
 }
@@ -69,6 +70,23 @@ void Context::emit(const Options& opt, const nlohmann::json& j, const std::vecto
     std::string text;
     for (const auto& l : lines) text += l + "\n";
     cli::print_report(opt.common.output, text);
+}
+
+// --dry-run with --serve or --materialize: what would be done, nothing done.
+int run_dry(const Options& opt, Context& ctx) {
+    const auto& r = ctx.placed();
+    const restore::MappingPlan plan = ctx.build_plan(opt, "");
+    uint64_t installs = 0;
+    for (const auto& sp : restore::serve_installs(plan)) installs += sp.pages;
+    const char* front = !opt.serve.empty() ? "serve" : "materialize";
+    nlohmann::json j = {{"front_end", front}, {"dry_run", true}, {"strategy", restore::strategy_name(plan.strategy)},
+                        {"placed", opt.placed}, {"plan", plan.to_json()}, {"serve_install_pages", installs},
+                        {"image_bytes", r.image().size_bytes}};
+    std::vector<std::string> lines = {std::string(restore::strategy_name(plan.strategy)) + " (" + front + ", dry run): " +
+                                      std::to_string(installs) + " pages to install over userfaultfd, " +
+                                      std::to_string(r.image().size_bytes) + " image bytes; nothing done"};
+    ctx.emit(opt, j, lines);
+    return 0;
 }
 
 int run_materialize(const Options& opt, Context& ctx) {
@@ -131,7 +149,8 @@ int run(const Options& opt) {
     if (opt.layered && opt.strategy != "tiered") throw UsageError("--layered belongs to --strategy tiered");
     if (opt.gap_pages == 0) throw UsageError("--gap-pages must be at least 1");
     Context ctx(opt);
-    if (opt.exec || (opt.dry_run && opt.serve.empty() && opt.materialize.empty())) return run_exec(opt, ctx);
+    if (opt.dry_run && (!opt.serve.empty() || !opt.materialize.empty())) return run_dry(opt, ctx);
+    if (opt.exec || opt.dry_run) return run_exec(opt, ctx);  // --dry-run alone: the --exec plan
     if (!opt.serve.empty()) return run_serve(opt, ctx);
     return run_materialize(opt, ctx);
 }

@@ -61,5 +61,6 @@ private:
 int run_exec(const Options& opt, Context& ctx);
 int run_serve(const Options& opt, Context& ctx);
 int run_materialize(const Options& opt, Context& ctx);
+int run_dry(const Options& opt, Context& ctx);
 
 }  // namespace snap::restore_tool
