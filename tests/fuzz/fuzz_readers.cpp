@@ -234,7 +234,9 @@ int main(int argc, char** argv) {
         const std::string out = argv[2];
         const char* names[] = {"seed-loadset", "seed-split", "seed-placed"};
         for (size_t i = 0; i < seeds.size(); ++i) {
-            std::ofstream f(out + "/" + names[i], std::ios::binary);
+            // the built-in three by kind, then testdata/'s artifacts by number
+            const std::string name = i < 3 ? names[i] : "seed-testdata-" + std::to_string(i - 3);
+            std::ofstream f(out + "/" + name, std::ios::binary);
             f.write(reinterpret_cast<const char*>(seeds[i].data()), static_cast<std::streamsize>(seeds[i].size()));
         }
         return cleanup() ? 0 : 1;
