@@ -6,6 +6,7 @@
 #include "error.hpp"
 #include "file.hpp"
 #include "hash.hpp"
+#include "verified.hpp"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -420,11 +421,28 @@ void check_layout(const Part& part, const SplitPlan& plan) {
                        "layout digest mismatch (manifest " + hash::to_hex(part.digest) + ", file " + hash::to_hex(d) + ")");
 }
 
-void check_parts(const PlacedReader& r) {
+CheckStats check_parts(const PlacedReader& r, bool remembered) {
+    CheckStats cs;
     for (auto& p : r.parts()) {
-        check_part(p);
-        check_layout(p, r.plan());
+        if (remembered && verified::known(p.path, p.digest)) {
+            ++cs.files_remembered;
+        } else {
+            check_part(p);
+            ++cs.files_hashed;
+            cs.bytes_hashed += p.stored_bytes;
+            if (remembered) verified::remember(p.path, p.digest);
+        }
+        if (p.layout_path.empty()) continue;
+        if (remembered && verified::known(p.layout_path, p.digest)) {
+            ++cs.files_remembered;
+        } else {
+            check_layout(p, r.plan());
+            ++cs.files_hashed;
+            cs.bytes_hashed += p.raw_bytes;
+            if (remembered) verified::remember(p.layout_path, p.digest);
+        }
     }
+    return cs;
 }
 
 namespace {

@@ -130,8 +130,13 @@ private:
 void check_part(const Part& part);
 // The same for a part's image-order layout file (its pages read in the plan's extent order).
 void check_layout(const Part& part, const SplitPlan& plan);
-// Every part and every layout file of the artifact.
-void check_parts(const PlacedReader& r);
+// Every part and every layout file of the artifact. With `remembered`, a file whose stat
+// matches a verdict remembered for its digest (common/verified.hpp) is not read again, and
+// every file found good is remembered.
+struct CheckStats {
+    uint64_t files_hashed = 0, files_remembered = 0, bytes_hashed = 0;
+};
+CheckStats check_parts(const PlacedReader& r, bool remembered = false);
 // Where the part files are, checked without reading them (every restore does it): each part
 // and layout file, symlinks resolved, is a regular file directly inside its tier's directory
 // (a manifest cannot point a restore at another file of the host), and neither the file nor

@@ -102,6 +102,30 @@ rm "$ro" && mv "$ro.real" "$ro"
 chmod o+w "$ro"
 expect 3 "writable by every user" "$BIN/snap-restore" p.placed --strategy faasnap --image img --exec -- "$BIN/maptest" img
 chmod o-w "$ro"
+# Verified by default: every part is hashed before anything is served, then remembered while
+# unchanged; a same-size change of a part, or a changed image, is refused before the VMM runs
+# (exit 3, the file named). --no-verify is the named escape.
+export SNAPKIT_CACHE=$W/cache
+"$BIN/snap-restore" p.placed --strategy vanilla --image img --json -o v1.json --exec -- "$BIN/maptest" img > /dev/null
+"$BIN/snap-restore" p.placed --strategy vanilla --image img --json -o v2.json --exec -- "$BIN/maptest" img > /dev/null
+python3 -c "
+import json
+a, b = json.load(open('v1.json'))['verify'], json.load(open('v2.json'))['verify']
+assert a['files_hashed'] >= 3 and a['image'] == 'hashed', a
+assert b['files_hashed'] == 0 and b['files_remembered'] == a['files_hashed'] and b['image'] == 'remembered', b" ||
+  fail "verification not remembered: $(cat v1.json v2.json)"
+rw=$(ls ./*.rw 2>/dev/null || ls "$W"/*.rw)
+cp "$rw" rw.orig
+printf '\x5a' | dd of="$rw" bs=1 seek=100 conv=notrunc status=none
+expect 3 "part digest mismatch" "$BIN/snap-restore" p.placed --strategy tiered --image img --exec -- "$BIN/maptest" img
+"$BIN/snap-restore" p.placed --strategy vanilla --image img --no-verify -q --exec -- "$BIN/maptest" img > /dev/null ||
+  fail "--no-verify refused"
+cp rw.orig "$rw"
+cp img img3
+printf '\x5a' | dd of=img3 bs=1 seek=100 conv=notrunc status=none
+"$BIN/snap-restore" p.placed --strategy vanilla --image img3 -q --dry-run > /dev/null  # (a dry run reads no image)
+expect 3 "fingerprint" "$BIN/snap-restore" p.placed --strategy vanilla --image img3 --exec -- "$BIN/maptest" img3
+unset SNAPKIT_CACHE
 # --dry-run is honoured by every front-end: nothing listens, nothing is written.
 "$BIN/snap-restore" p.placed --strategy tiered --serve "$W/dry.sock" --dry-run --json > dry-serve.json || fail "dry run --serve"
 [ ! -e "$W/dry.sock" ] || fail "dry run --serve made a socket"

@@ -30,7 +30,10 @@ int main(int argc, char** argv) {
         ->type_name("SECONDS")->capture_default_str();
     app.add_option("--preload", opt.preload, "The preload library (default: ../lib/libsnaprestore.so beside snap-restore)")
         ->type_name("PATH");
-    app.add_flag("--verify", opt.verify, "Check every part's digest and the image's fingerprint before restoring");
+    app.add_flag("--verify", opt.verify,
+                 "Hash every part and the image now, even those remembered as unchanged since they were last checked");
+    app.add_flag("--no-verify", opt.no_verify,
+                 "Serve parts and image without checking their digests (by default they are checked, or remembered)");
     app.add_flag("--no-warm", opt.no_warm, "--materialize: do not read the loading set into the page cache");
     app.add_flag("--dry-run", opt.dry_run, "Build the mapping plan, report it, restore nothing");
     app.add_option("command", opt.command, "With --exec: the VMM and its arguments, after --")->type_name("VMM ARGS");

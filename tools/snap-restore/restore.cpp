@@ -39,8 +39,18 @@ Context::Context(const Options& opt) {
     strategy_ = *s;
     placed_ = std::make_unique<placed::PlacedReader>(opt.placed);
     placed::check_locations(*placed_);  // always: a few stat calls
-    if (opt.verify)
-        placed::check_parts(*placed_);
+    // Every part is checked against its digest before anything is served — by default, from
+    // remembered verdicts where a file is unchanged since it was last hashed (--verify: hash
+    // everything now; --no-verify: nothing).
+    const uint64_t t0 = now_ns();
+    no_verify_ = opt.no_verify;
+    if (!opt.no_verify) checked_ = placed::check_parts(*placed_, !opt.verify);
+    check_ns_ = now_ns() - t0;
+}
+
+nlohmann::json Context::check_json() const {
+    return {{"parts", no_verify_ ? "skipped" : "checked"}, {"files_hashed", checked_.files_hashed},
+            {"files_remembered", checked_.files_remembered}, {"bytes_hashed", checked_.bytes_hashed}, {"ns", check_ns_}};
 }
 
 restore::MappingPlan Context::build_plan(const Options& opt, const std::string& image_path) const {
@@ -93,7 +103,8 @@ int run_materialize(const Options& opt, Context& ctx) {
     const auto& r = ctx.placed();
     const uint64_t t0 = now_ns();
     cli::Progress progress("materializing", r.image().pages());
-    auto res = placed::materialize(r, opt.materialize, opt.verify, [&](uint64_t done) { progress.update(done); });
+    // The parts were checked by the Context already (unless --no-verify).
+    auto res = placed::materialize(r, opt.materialize, false, [&](uint64_t done) { progress.update(done); });
     progress.finish();
     const uint64_t t1 = now_ns();
     // Warm the loading set into the page cache, first-touch order: pread of each hot extent.
@@ -117,7 +128,8 @@ int run_materialize(const Options& opt, Context& ctx) {
         ::close(fd);
     }
     const uint64_t t2 = now_ns();
-    nlohmann::json j = {{"front_end", "materialize"},
+    nlohmann::json j = {{"verify", ctx.check_json()},
+                        {"front_end", "materialize"},
                         {"placed", opt.placed},
                         {"output", opt.materialize},
                         {"bytes", res.bytes},
@@ -148,6 +160,7 @@ int run(const Options& opt) {
     if (opt.drain_cold && opt.strategy != "tiered") throw UsageError("--drain-cold belongs to --strategy tiered");
     if (opt.layered && opt.strategy != "tiered") throw UsageError("--layered belongs to --strategy tiered");
     if (opt.gap_pages == 0) throw UsageError("--gap-pages must be at least 1");
+    if (opt.verify && opt.no_verify) throw UsageError("--verify and --no-verify contradict each other");
     Context ctx(opt);
     if (opt.dry_run && (!opt.serve.empty() || !opt.materialize.empty())) return run_dry(opt, ctx);
     if (opt.exec || opt.dry_run) return run_exec(opt, ctx);  // --dry-run alone: the --exec plan

@@ -32,7 +32,8 @@ struct Options {
     uint64_t max_mappings = 0;         // 0 = vm.max_map_count minus headroom
     bool drain_cold = false;
     bool layered = false;              // tiered: layered mappings instead of the userfaultfd schedule
-    bool verify = false;
+    bool verify = false;               // re-hash every part and the image now, whatever is remembered
+    bool no_verify = false;            // check nothing (the named escape)
     bool dry_run = false;
     bool no_warm = false;
     std::string granule = "64K";
@@ -47,6 +48,10 @@ public:
     explicit Context(const Options& opt);
     const placed::PlacedReader& placed() const { return *placed_; }
     restore::Strategy strategy() const { return strategy_; }
+    // What the default check did (parts and layout files hashed or remembered), for the report.
+    const placed::CheckStats& checked() const { return checked_; }
+    uint64_t check_ns() const { return check_ns_; }
+    nlohmann::json check_json() const;  // {"parts", "files_hashed", "files_remembered", "bytes_hashed", "ns"}
     // The plan for --exec (and --dry-run), under the mapping budget.
     restore::MappingPlan build_plan(const Options& opt, const std::string& image_path) const;
     // The report goes to stdout or -o FILE; JSON with --json, else the text lines.
@@ -55,6 +60,9 @@ public:
 private:
     std::unique_ptr<placed::PlacedReader> placed_;
     restore::Strategy strategy_;
+    placed::CheckStats checked_;
+    uint64_t check_ns_ = 0;
+    bool no_verify_ = false;
 };
 
 // Front-ends (exec.cpp, serve.cpp, restore.cpp).

@@ -58,6 +58,7 @@ int run_serve(const Options& opt, Context& ctx) {
     j["phases_ns"] = {{"eager", st.eager_ns}, {"serve", st.serve_ns}, {"faults", st.fault_ns}};
     j["bytes_decompressed"] = source.bytes_decompressed();
     j["notes"] = notes;
+    j["verify"] = ctx.check_json();
     if (so.server.record) j["record"] = opt.record;
     ctx.emit(opt, j,
              {std::string(restore::strategy_name(ctx.strategy())) + ": served " + std::to_string(st.faults) + " faults (" +
