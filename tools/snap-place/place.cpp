@@ -225,6 +225,7 @@ int run(const Options& opt) {
                 auto& p = res.manifest.parts[i];
                 text += "  " + std::string(class_name(p.cls)) + " -> " + p.path + " (" + tier::format_size(p.stored_bytes) +
                         (res.outcomes[i].reused ? ", already there" : "") + ")\n";
+                if (!p.layout_path.empty()) text += "     and in image order (sparse, for tiered): " + p.layout_path + "\n";
             }
         text += est.to_text();
         if (!opt.common.report.empty()) cli::print_report(opt.common.report, text);
