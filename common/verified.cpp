@@ -32,7 +32,8 @@ std::string entry_path(const std::string& dir, const struct stat& st) {
 
 }  // namespace
 
-std::string cache_dir() {
+namespace {
+std::string find_cache_dir() {
     std::string dir;
     if (const char* c = std::getenv("SNAPKIT_CACHE"); c && *c) dir = c;
     else if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) dir = std::string(x) + "/snapkit";
@@ -47,6 +48,12 @@ std::string cache_dir() {
     }
     struct stat st {};
     if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::geteuid() || (st.st_mode & 022)) return "";
+    return dir;
+}
+}  // namespace
+
+std::string cache_dir() {
+    static const std::string dir = find_cache_dir();  // once per process: a mkdir -p is not free
     return dir;
 }
 
