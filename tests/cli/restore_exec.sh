@@ -102,6 +102,24 @@ rm "$ro" && mv "$ro.real" "$ro"
 chmod o+w "$ro"
 expect 3 "writable by every user" "$BIN/snap-restore" p.placed --strategy faasnap --image img --exec -- "$BIN/maptest" img
 chmod o-w "$ro"
+# If snap-restore dies (SIGKILL: nothing to catch), the VMM of a userfaultfd schedule dies too,
+# within a second, rather than hang on a fault nobody serves.
+"$BIN/snap-restore" m.placed --strategy tiered --image img -q --exec -- "$BIN/maptest" img --hold-ms 3000 > hold.out 2>&1 &
+srpid=$!
+vmm=""
+for _ in $(seq 100); do vmm=$(pgrep -P $srpid maptest || true); [ -n "$vmm" ] && break; sleep 0.05; done
+[ -n "$vmm" ] || fail "no VMM under snap-restore"
+sleep 0.5  # let it map the image and connect
+alive() {  # running, not a zombie (the reaper here may be slow to collect orphans)
+  local st
+  st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+  [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+kill -9 $srpid
+for _ in $(seq 20); do alive "$vmm" || break; sleep 0.05; done
+if alive "$vmm"; then kill -9 "$vmm"; fail "the VMM outlived a SIGKILLed snap-restore by 1 s"; fi
+wait $srpid 2>/dev/null || true
+
 # Verified by default: every part is hashed before anything is served, then remembered while
 # unchanged; a same-size change of a part, or a changed image, is refused before the VMM runs
 # (exit 3, the file named). --no-verify is the named escape.

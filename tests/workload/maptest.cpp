@@ -5,7 +5,8 @@
 // image's bytes read with pread (which no preload touches), writes pages and checks that the
 // writes are visible in memory and never reach the file, and maps another file to check that
 // unrelated mappings pass through. Exit 0 only if every check holds.
-//   maptest IMAGE [--writes N] [--seed S] [--shared] [--offset-pages K] [--written FILE]
+//   maptest IMAGE [--writes N] [--seed S] [--shared] [--offset-pages K] [--written FILE] [--hold-ms MS]
+// --hold-ms waits after mapping, before touching anything (a VMM loading its devices).
 // --shared maps MAP_SHARED (a restore must refuse that). --offset-pages maps the image from
 // page K on (a VMM with several regions in one file). --written FILE lists the image pages
 // written, one decimal page number a line (sorted, unique), for checking a recording.
@@ -51,11 +52,11 @@ bool read_file(const std::string& path, std::vector<unsigned char>& out) {
 
 int main(int argc, char** argv) {
     if (argc < 2) {
-        std::fprintf(stderr, "usage: maptest IMAGE [--writes N] [--seed S] [--shared] [--offset-pages K]\n");
+        std::fprintf(stderr, "usage: maptest IMAGE [--writes N] [--seed S] [--shared] [--offset-pages K] [--written FILE] [--hold-ms MS]\n");
         return 2;
     }
     std::string path = argv[1];
-    uint64_t writes = 256, offset_pages = 0;
+    uint64_t writes = 256, offset_pages = 0, hold_ms = 0;  // hold: wait after mapping, as a VMM loading devices
     bool shared = false;
     std::string written_file;
     for (int i = 2; i < argc; ++i) {
@@ -65,6 +66,7 @@ int main(int argc, char** argv) {
         else if (i + 1 < argc && k == "--seed") g_state = std::strtoull(argv[++i], nullptr, 10);
         else if (i + 1 < argc && k == "--offset-pages") offset_pages = std::strtoull(argv[++i], nullptr, 10);
         else if (i + 1 < argc && k == "--written") written_file = argv[++i];
+        else if (i + 1 < argc && k == "--hold-ms") hold_ms = std::strtoull(argv[++i], nullptr, 10);
         else {
             std::fprintf(stderr, "maptest: unknown option %s\n", k.c_str());
             return 2;
@@ -97,6 +99,7 @@ int main(int argc, char** argv) {
         return 1;
     }
     madvise(mem, len, MADV_HUGEPAGE);  // QEMU does this; a restore must not mind
+    if (hold_ms) usleep(useconds_t(hold_ms * 1000));
 
     // An unrelated file mapping passes through.
     std::vector<unsigned char> self;
