@@ -8,7 +8,9 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -262,6 +264,66 @@ SocketFd& SocketFd::operator=(SocketFd&& o) noexcept {
     return *this;
 }
 
+namespace {
+// The guardian: a child that holds one end of a socket pair and a pidfd of the peer, and
+// nothing else. The other end is only ours: when it closes without the "done" byte before it
+// (this process died, however), the peer is killed. Returns the guardian's pid, and
+// the write end in *pipe_out (-1, 0 when it could not be started: serving goes on unguarded).
+pid_t start_guardian(pid_t peer, int* pipe_out) {
+    *pipe_out = -1;
+    if (peer <= 0) return 0;
+    const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, peer, 0));
+    if (pidfd < 0) return 0;
+    int p[2];  // a socket pair, not a pipe: writing to a guardian that already left must not raise SIGPIPE
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) != 0) {
+        ::close(pidfd);
+        return 0;
+    }
+    const pid_t g = ::fork();
+    if (g < 0) {
+        ::close(p[0]);
+        ::close(p[1]);
+        ::close(pidfd);
+        return 0;
+    }
+    if (g == 0) {
+        // Hold nothing of the server's (the socket, the userfaultfd, part files).
+        for (int fd = 0; fd < 4096; ++fd)
+            if (fd != p[0] && fd != pidfd) ::close(fd);
+        ::prctl(PR_SET_NAME, "snap-guardian");
+        pollfd w[2] = {{p[0], POLLIN, 0}, {pidfd, POLLIN, 0}};
+        for (;;) {
+            if (::poll(w, 2, -1) < 0) {
+                if (errno == EINTR) continue;
+                _exit(1);
+            }
+            if (w[1].revents) _exit(0);  // the peer is gone: nothing to guard
+            if (w[0].revents) {
+                char b = 0;
+                const ssize_t n = ::read(p[0], &b, 1);
+                if (n < 0 && errno == EINTR) continue;
+                if (n == 1 && b == 'D') _exit(0);  // the server finished: stand down
+                ::kill(peer, SIGKILL);             // the server died: the peer must not hang
+                _exit(0);
+            }
+        }
+    }
+    ::close(p[0]);
+    ::close(pidfd);
+    *pipe_out = p[1];
+    return g;
+}
+
+void stop_guardian(pid_t g, int pipe_w) {
+    if (g <= 0) return;
+    const char d = 'D';
+    (void)!::send(pipe_w, &d, 1, MSG_NOSIGNAL);
+    ::close(pipe_w);
+    while (::waitpid(g, nullptr, 0) < 0 && errno == EINTR) {
+    }
+}
+}  // namespace
+
 ServeResult serve_peer(FirecrackerPeer peer, PageSource& source, const ServeOptions& opt) {
     ServeResult result;
     result.regions = peer.regions;
@@ -275,6 +337,13 @@ ServeResult serve_peer(FirecrackerPeer peer, PageSource& source, const ServeOpti
             throw ProtocolError("region at image offset " + std::to_string(r.offset) + " of " + std::to_string(r.size_bytes) +
                                 " bytes lies outside the " + std::to_string(source.size_bytes()) + "-byte image");
         }
+    int guard_pipe = -1;
+    const pid_t guardian = opt.guardian ? start_guardian(peer.pid, &guard_pipe) : 0;
+    struct GuardianStop {
+        pid_t g;
+        int w;
+        ~GuardianStop() { stop_guardian(g, w); }  // normal end and exceptions alike: we are alive
+    } guardian_stop{guardian, guard_pipe};
     try {
         int pidfd = peer.pid > 0 ? static_cast<int>(::syscall(SYS_pidfd_open, peer.pid, 0)) : -1;
         struct Closer {

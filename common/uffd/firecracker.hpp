@@ -89,6 +89,10 @@ struct ServeOptions {
     std::vector<PageRange> eager;          // installed right after the handshake (REAP)
     std::vector<PageRange> present;        // pages the VMM's mapping already holds in place (not served)
     bool send_ready = false;               // after the eager installs, send snapkit's ready byte (the preload waits for it)
+    // A guardian process that outlives this one: if the server dies without saying it is done
+    // (SIGKILL, a crash), the guardian kills the peer, which would otherwise hang on a fault
+    // nobody serves. For peers that cannot watch for themselves (Firecracker).
+    bool guardian = false;
     bool kill_peer_on_error = true;        // SIGKILL the VMM if serving fails or we are signalled
     // What Firecracker negotiated (it asks for UFFD_FEATURE_EVENT_REMOVE for the balloon).
     uint64_t assumed_features = UFFD_FEATURE_EVENT_REMOVE;

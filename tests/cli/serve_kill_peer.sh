@@ -72,5 +72,27 @@ timeout 30 "$bin/fcserve" --socket "$work/idle.sock" --image img --accept-timeou
 src=$?
 [ $src = 1 ] && grep -q "no connection" idle.err || { echo "FAIL: accept timeout: exit $src"; cat idle.err; fail=1; }
 
+# 5. snap-restore --serve is SIGKILLed while serving (nothing to catch): its guardian kills the
+#    client within a second instead of leaving it to hang on its next fault.
+if [ -x "$bin/snap-restore" ] && [ -x "$bin/mkfixture" ]; then
+  "$bin/mkfixture" fx.img fx.ls 4096 3 > /dev/null && "$bin/snap-split" -q --mem fx.img -o fx.split fx.ls &&
+    mkdir -p fxdir && "$bin/snap-place" -q fx.split -o fx.placed --tier rw=file:"$work/fxdir" --tier ro=file:"$work/fxdir" \
+      --tier cold=file:"$work/fxdir" || { echo "FAIL: fixture"; fail=1; }
+  rm -f g.sock
+  "$bin/snap-restore" fx.placed --strategy vanilla --serve "$work/g.sock" --accept-timeout 30 2> g.err &
+  spid=$!
+  timeout 60 "$bin/fcclient" --socket "$work/g.sock" --image fx.img --regions-mib 16 --threads 1 --delay-ms 20000 > g.client 2>&1 &
+  cpid=$!
+  for _ in $(seq 100); do [ -S "$work/g.sock" ] || break; sleep 0.05; done  # gone once connected
+  sleep 0.3
+  kill -9 $spid
+  t0=$(date +%s%N)
+  wait $cpid
+  crc=$?
+  ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  wait $spid 2>/dev/null
+  [ $crc = 137 ] && [ $ms -lt 1000 ] || { echo "FAIL: SIGKILLed server: client exit $crc after $ms ms (137 within 1000 expected)"; cat g.client g.err; fail=1; }
+fi
+
 [ $fail = 0 ] && echo "ok: serve_kill_peer"
 exit $fail

@@ -24,6 +24,7 @@ int run_serve(const Options& opt, Context& ctx) {
     if (so.server.granule_bytes == 0 || so.server.granule_bytes % r.page_size())
         throw UsageError("--granule " + opt.granule + ": must be a multiple of the page size");
     so.server.use_zeropage = true;
+    so.guardian = true;  // Firecracker cannot tell that its handler died: kill it if we do
     so.server.record = !opt.record.empty();
     so.accept_timeout_ms = opt.accept_timeout_s <= 0 ? -1 : int(opt.accept_timeout_s * 1000);
     std::vector<std::string> notes;
