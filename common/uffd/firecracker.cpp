@@ -194,47 +194,54 @@ FirecrackerPeer accept_firecracker(UnixListener& listener, int accept_timeout_ms
         if (peer.pid > 0) ::kill(peer.pid, SIGKILL);
         throw ProtocolError("peer uid " + std::to_string(peer.uid) + " is not this server's (" + std::to_string(::geteuid()) + ")");
     }
-    // The message may arrive in pieces (a stream socket); the descriptor rides on the first.
-    int uffd = -1;
-    std::string text;
-    for (;;) {
-        if (!wait_readable(conn, message_timeout_ms)) {
-            if (uffd >= 0) ::close(uffd);
-            throw ProtocolError("no complete message within " + std::to_string(message_timeout_ms) + " ms");
-        }
-        long n = wire::receive(conn, &text, &uffd, 16384);
-        if (n < 0) {
-            if (uffd >= 0) ::close(uffd);
-            throw_errno("recvmsg", int(-n));
-        }
-        bool complete = nlohmann::json::accept(text);
-        if (complete || n == 0) {
-            if (!complete) {
+    // A rejected handshake (any throw below) kills the peer: a VMM that sent its userfaultfd
+    // waits for faults to be served and would hang otherwise.
+    try {
+        // The message may arrive in pieces (a stream socket); the descriptor rides on the first.
+        int uffd = -1;
+        std::string text;
+        for (;;) {
+            if (!wait_readable(conn, message_timeout_ms)) {
                 if (uffd >= 0) ::close(uffd);
-                throw ProtocolError(text.empty() ? "connection closed without a message"
-                                                 : "connection closed inside the message");
+                throw ProtocolError("no complete message within " + std::to_string(message_timeout_ms) + " ms");
             }
-            break;
+            long n = wire::receive(conn, &text, &uffd, 16384);
+            if (n < 0) {
+                if (uffd >= 0) ::close(uffd);
+                throw_errno("recvmsg", int(-n));
+            }
+            bool complete = nlohmann::json::accept(text);
+            if (complete || n == 0) {
+                if (!complete) {
+                    if (uffd >= 0) ::close(uffd);
+                    throw ProtocolError(text.empty() ? "connection closed without a message"
+                                                     : "connection closed inside the message");
+                }
+                break;
+            }
+            if (text.size() > (1u << 20)) {
+                if (uffd >= 0) ::close(uffd);
+                throw ProtocolError("message longer than 1 MiB");
+            }
         }
-        if (text.size() > (1u << 20)) {
-            if (uffd >= 0) ::close(uffd);
-            throw ProtocolError("message longer than 1 MiB");
+        if (uffd < 0) throw ProtocolError("no userfaultfd attached to the message (SCM_RIGHTS)");
+        {  // the descriptor must be a userfaultfd: anything else (a file, /dev/zero) is refused
+            char link[64] = {};
+            const std::string fdpath = "/proc/self/fd/" + std::to_string(uffd);
+            const ssize_t n = ::readlink(fdpath.c_str(), link, sizeof link - 1);
+            if (n <= 0 || std::string(link, size_t(n)) != "anon_inode:[userfaultfd]") {
+                ::close(uffd);
+                if (peer.pid > 0) ::kill(peer.pid, SIGKILL);
+                throw ProtocolError("the descriptor sent is not a userfaultfd (" + (n > 0 ? std::string(link, size_t(n)) : "?") + ")");
+            }
         }
+        peer.uffd = Userfaultfd::adopt(uffd, assumed_features);
+        peer.regions = parse_firecracker_regions(text);
+        peer.message = std::move(text);
+    } catch (...) {
+        if (peer.pid > 0 && peer.pid != ::getpid()) ::kill(peer.pid, SIGKILL);
+        throw;
     }
-    if (uffd < 0) throw ProtocolError("no userfaultfd attached to the message (SCM_RIGHTS)");
-    {  // the descriptor must be a userfaultfd: anything else (a file, /dev/zero) is refused
-        char link[64] = {};
-        const std::string fdpath = "/proc/self/fd/" + std::to_string(uffd);
-        const ssize_t n = ::readlink(fdpath.c_str(), link, sizeof link - 1);
-        if (n <= 0 || std::string(link, size_t(n)) != "anon_inode:[userfaultfd]") {
-            ::close(uffd);
-            if (peer.pid > 0) ::kill(peer.pid, SIGKILL);
-            throw ProtocolError("the descriptor sent is not a userfaultfd (" + (n > 0 ? std::string(link, size_t(n)) : "?") + ")");
-        }
-    }
-    peer.uffd = Userfaultfd::adopt(uffd, assumed_features);
-    peer.regions = parse_firecracker_regions(text);
-    peer.message = std::move(text);
     return peer;
 }
 

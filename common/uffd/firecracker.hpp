@@ -77,8 +77,9 @@ struct FirecrackerPeer {
 };
 
 // Accept one connection and read the handshake. timeout_ms < 0: wait forever.
-// Throws ProtocolError (timeouts included); a peer of another uid, or one that sends something
-// other than a userfaultfd, is killed first (it must not wait for memory nobody will serve).
+// Throws ProtocolError (timeouts included); the peer of a rejected handshake (another uid, a
+// malformed message, something other than a userfaultfd) is killed first: it must not wait
+// for memory nobody will serve.
 FirecrackerPeer accept_firecracker(UnixListener& listener, int accept_timeout_ms, int message_timeout_ms,
                                    uint64_t assumed_features);
 

@@ -66,6 +66,26 @@ PY
   done
 fi
 
+# 3b. A rejected handshake kills a peer that stays to wait for its memory.
+if command -v python3 >/dev/null; then
+  rm -f rej.sock
+  "$bin/fcserve" --socket "$work/rej.sock" --image img 2>rej.err &
+  spid=$!
+  timeout 30 python3 - "$work/rej.sock" <<'PY'
+import socket, sys, time
+for _ in range(100):
+    try:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.connect(sys.argv[1]); break
+    except OSError:
+        time.sleep(0.05)
+s.sendall(b"[{not json")
+time.sleep(20)  # killed long before this
+PY
+  crc=$?
+  wait $spid
+  [ $crc = 137 ] || { echo "FAIL: rejected handshake: the peer was not killed (exit $crc)"; fail=1; }
+fi
+
 # 4. Nobody connects: a timeout, not a hang.
 rm -f idle.sock
 timeout 30 "$bin/fcserve" --socket "$work/idle.sock" --image img --accept-timeout-ms 300 2>idle.err
