@@ -105,6 +105,26 @@ PageFacts page_facts(const SplitPlan& split, std::span<const PartRef> parts, std
     return f;
 }
 
+// Append page p to a span list, extending the last span when p follows it.
+void push_page(std::vector<PageSpan>& v, uint64_t p) {
+    if (!v.empty() && v.back().end_page() == p) ++v.back().pages;
+    else v.push_back({p, 1});
+}
+
+// Append page p, read from src, to the pieces of the op whose pieces start at `begin`,
+// extending the last piece when p and its bytes follow it (zero pieces: kNoFile).
+void push_piece(std::vector<CopyPiece>& pieces, size_t begin, uint64_t p, const PageOrigin& src, uint64_t ps) {
+    if (pieces.size() > begin) {
+        CopyPiece& last = pieces.back();
+        if (last.page + last.pages == p && last.file == src.file &&
+            (src.file == kNoFile || last.file_offset + last.pages * ps == src.offset)) {
+            ++last.pages;
+            return;
+        }
+    }
+    pieces.push_back({p, 1, src.file, src.file == kNoFile ? 0 : src.offset});
+}
+
 // Extents of RW and/or RO in first-touch order of their first touched page (untouched
 // extents last, in address order).
 std::vector<PageSpan> extents_by_first_touch(const SplitPlan& split, bool rw, bool ro) {
@@ -231,18 +251,7 @@ MappingPlan finalize(const SplitPlan& split, const PageFacts& f, std::vector<Seg
         }
         if (s.kind == OpKind::copy) {
             op.piece_begin = static_cast<uint32_t>(plan.pieces.size());
-            for (uint64_t p = s.first; p < s.end(); ++p) {
-                const PageOrigin& src = f.source[p];
-                if (!plan.pieces.empty() && plan.pieces.size() > op.piece_begin) {
-                    CopyPiece& last = plan.pieces.back();
-                    if (last.page + last.pages == p && last.file == src.file &&
-                        (src.file == kNoFile || last.file_offset + last.pages * ps == src.offset)) {
-                        ++last.pages;
-                        continue;
-                    }
-                }
-                plan.pieces.push_back({p, 1, src.file, src.file == kNoFile ? 0 : src.offset});
-            }
+            for (uint64_t p = s.first; p < s.end(); ++p) push_piece(plan.pieces, op.piece_begin, p, f.source[p], ps);
             // zero pieces need no work: keep only the ones that read something
             auto first = plan.pieces.begin() + op.piece_begin;
             plan.pieces.erase(std::remove_if(first, plan.pieces.end(), [](const CopyPiece& c) { return c.file == kNoFile; }),
@@ -278,9 +287,7 @@ void set_hot_lists(MappingPlan& plan, const SplitPlan& split, const std::vector<
         for (uint64_t p = first; p < first + pages && p < n; ++p) {
             if (seen[p]) continue;
             seen[p] = true;
-            auto& v = plan.eager;
-            if (!v.empty() && v.back().first_page + v.back().pages == p) ++v.back().pages;
-            else v.push_back({p, 1});
+            push_page(plan.eager, p);
         }
     };
     switch (plan.strategy) {
@@ -343,16 +350,7 @@ MappingPlan uffd_plan(const SplitPlan& split, const PageFacts& f, MappingPlan pl
             for (uint64_t p = r0; p < r0 + region; ++p) {
                 huge[p] = true;
                 mech[p] = Mechanism::copy;
-                const PageOrigin& src = f.source[p];
-                if (src.file == kNoFile) continue;
-                if (!plan.pieces.empty() && plan.pieces.size() > op.piece_begin) {
-                    CopyPiece& last = plan.pieces.back();
-                    if (last.page + last.pages == p && last.file == src.file && last.file_offset + last.pages * plan.page_size == src.offset) {
-                        ++last.pages;
-                        continue;
-                    }
-                }
-                plan.pieces.push_back({p, 1, src.file, src.offset});
+                if (f.source[p].file != kNoFile) push_piece(plan.pieces, op.piece_begin, p, f.source[p], plan.page_size);
             }
             op.piece_count = static_cast<uint32_t>(plan.pieces.size() - op.piece_begin);
             plan.ops.push_back(op);
@@ -498,8 +496,7 @@ std::vector<PageSpan> serve_installs(const MappingPlan& plan) {
             for (uint64_t p = sp.first_page; p < sp.first_page + sp.pages && p < plan.image_pages; ++p) {
                 if (seen[p]) continue;
                 seen[p] = true;
-                if (!out.empty() && out.back().first_page + out.back().pages == p) ++out.back().pages;
-                else out.push_back({p, 1});
+                push_page(out, p);
             }
     return out;
 }
@@ -513,9 +510,7 @@ std::vector<PageSpan> minus_ops(const MappingPlan& plan, const std::vector<PageS
     std::vector<PageSpan> out;
     for (const auto& sp : v)
         for (uint64_t p = sp.first_page; p < sp.end_page() && p < plan.image_pages; ++p) {
-            if (op[p]) continue;
-            if (!out.empty() && out.back().end_page() == p) ++out.back().pages;
-            else out.push_back({p, 1});
+            if (!op[p]) push_page(out, p);
         }
     return out;
 }
