@@ -28,6 +28,10 @@ Params Params::defaults() {
     // file (SSD / virtio disk): cold sequential 3.3 GB/s, cold random 4 KiB read 37 µs.
     // Not byte-addressable in the model: map_us is unused.
     p.of(TierKind::file) = {3.3, 48, 37, 0.05};
+    // pool (redis-server on loopback, FACTS.md): 64 KiB GETs pipelined 1.7 GB/s, a 16 KiB
+    // GET round trip ~20 µs; shared by many hosts and deduplicated, so the cheapest capacity.
+    // `snap-place --pool URL --calibrate` measures both on the real pool. Not byte-addressable.
+    p.of(TierKind::pool) = {1.7, 0, 20, 0.02};
     return p;
 }
 
@@ -58,7 +62,7 @@ void set_field(Params& p, const std::string& group, const std::string& name, dou
     double* f = field(p, group, name);
     if (!f)
         throw UsageError(where + ": unknown cost parameter '" + group + "." + name + "'",
-                         "parameters: {dram,numa,dax,file}.{read_gbps,map_us,random_read_us,price}, "
+                         "parameters: {dram,numa,dax,file,pool}.{read_gbps,map_us,random_read_us,price}, "
                          "restore.{install_us,uffd_fault_us,anon_fault_us,zero_read_us,decompress_gbps}, model.slack");
     if (!(v >= 0) || std::isinf(v)) throw UsageError(where + ": cost parameter " + group + "." + name + " must be >= 0");
     if ((name == "read_gbps" || name == "decompress_gbps") && v == 0)

@@ -79,6 +79,18 @@ void install_cleanup_handlers() {
     for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaction(sig, &sa, nullptr);
 }
 
+void create_placeholder(const std::string& path, uint64_t bytes) {
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) throw_errno("create placeholder " + path);
+    if (::ftruncate(fd, static_cast<off_t>(bytes)) != 0) {
+        int e = errno;
+        ::close(fd);
+        ::unlink(path.c_str());
+        throw_errno("truncate placeholder " + path, e);
+    }
+    ::close(fd);
+}
+
 void write_all(int fd, const void* data, size_t bytes, const std::string& name) {
     auto* p = static_cast<const char*>(data);
     while (bytes > 0) {

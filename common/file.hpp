@@ -105,4 +105,8 @@ void write_all(int fd, const void* data, size_t bytes, const std::string& name);
 
 struct BrokenPipe {};
 
+// A new sparse file of `bytes` zero bytes, private (0600 within the umask), never replacing an
+// existing file (O_EXCL): the stand-in a VMM maps when the image is not on this host.
+void create_placeholder(const std::string& path, uint64_t bytes);
+
 }  // namespace snap::file

@@ -31,8 +31,10 @@ constexpr ChunkType kPart = chunk_type("PART");
 constexpr ChunkType kSeek = chunk_type("SEEK");
 constexpr ChunkType kCost = chunk_type("COST");
 constexpr ChunkType kLayout = chunk_type("LAYO");  // optional: image-order layout files of parts
-constexpr size_t kTierFixed = 24, kPartFixed = 64, kFrameBytes = 16;
+constexpr ChunkType kPoolChunks = chunk_type("PCHK");  // pool parts' chunks, in part order
+constexpr size_t kTierFixed = 24, kPartFixed = 64, kFrameBytes = 16, kPoolChunkBytes = 24;
 constexpr size_t kIoBytes = 4u << 20;
+constexpr uint64_t kLeaseMs = 30 * 60 * 1000;  // a placement renews it after every batch
 
 void put_padded(std::vector<std::byte>& b, const std::string& s) {
     for (char c : s) b.push_back(static_cast<std::byte>(c));
@@ -90,12 +92,21 @@ struct MappedFile {
 
 }  // namespace
 
-const char* compression_name(Compression c) { return c == Compression::zstd ? "zstd" : "none"; }
+const char* compression_name(Compression c) {
+    return c == Compression::zstd ? "zstd" : c == Compression::chunks ? "chunks" : "none";
+}
 
 // ---------------------------------------------------------------------------------------------
 // Manifest
 
-uint64_t write_manifest(const SplitPlan& plan, const Manifest& m, uint64_t parent_digest, const std::string& path) {
+std::string pool_url_of(const Part& part) {
+    if (part.compression != Compression::chunks) return {};
+    auto hash = part.path.find('#');
+    return part.path.substr(0, hash);
+}
+
+uint64_t write_manifest(const SplitPlan& plan, const Manifest& m, uint64_t parent_digest, const std::string& path,
+                        const std::function<void(uint64_t, const std::string&)>& before_commit) {
     ArtifactWriter w(Kind::placed, plan.image.page_size, parent_digest);
     add_plan_chunks(w, plan);
     std::vector<std::byte> b;
@@ -109,8 +120,8 @@ uint64_t write_manifest(const SplitPlan& plan, const Manifest& m, uint64_t paren
     }
     w.add_chunk(kTier, std::move(b));
     b = {};
-    std::vector<std::byte> seek;
-    uint32_t frame_no = 0;
+    std::vector<std::byte> seek, pchk;
+    uint32_t frame_no = 0, chunk_no = 0;
     for (auto& p : m.parts) {
         put_u32(b, static_cast<uint32_t>(p.cls));
         put_u32(b, p.tier);
@@ -120,8 +131,13 @@ uint64_t write_manifest(const SplitPlan& plan, const Manifest& m, uint64_t paren
         put_u64(b, p.stored_bytes);
         put_u64(b, p.raw_bytes);
         put_u64(b, p.digest);
-        put_u32(b, frame_no);
-        put_u32(b, static_cast<uint32_t>(p.frames.size()));
+        if (p.compression == Compression::chunks) {
+            put_u32(b, chunk_no);
+            put_u32(b, static_cast<uint32_t>(p.chunks.size()));
+        } else {
+            put_u32(b, frame_no);
+            put_u32(b, static_cast<uint32_t>(p.frames.size()));
+        }
         put_u32(b, static_cast<uint32_t>(p.path.size()));
         put_u32(b, 0);
         put_padded(b, p.path);
@@ -131,9 +147,18 @@ uint64_t write_manifest(const SplitPlan& plan, const Manifest& m, uint64_t paren
             put_u64(seek, f.xxh3);
         }
         frame_no += static_cast<uint32_t>(p.frames.size());
+        for (auto& c : p.chunks) {
+            put_u64(pchk, c.id.hi);
+            put_u64(pchk, c.id.lo);
+            put_u32(pchk, c.raw_bytes);
+            put_u32(pchk, c.stored_bytes);
+        }
+        chunk_no += static_cast<uint32_t>(p.chunks.size());
     }
     w.add_chunk(kPart, std::move(b));
     w.add_chunk(kSeek, std::move(seek));
+    // Required when present: a reader that does not know it cannot find a pool part's bytes.
+    if (!pchk.empty()) w.add_chunk(kPoolChunks, std::move(pchk));
     w.add_chunk(kCost, m.cost.dump(), 0);  // optional: restore does not need it
     // Optional: a reader that does not know it restores from the packed parts alone.
     std::vector<std::byte> lay;
@@ -146,13 +171,23 @@ uint64_t write_manifest(const SplitPlan& plan, const Manifest& m, uint64_t paren
     if (!lay.empty()) w.add_chunk(kLayout, std::move(lay), 0);
     file::AtomicOutput out(path);
     uint64_t d = w.finish(out);
+    if (before_commit) {
+        std::string bytes(out.offset(), '\0');
+        for (size_t at = 0; at < bytes.size();) {
+            ssize_t n = ::pread(out.fd(), bytes.data() + at, bytes.size() - at, static_cast<off_t>(at));
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) throw_errno("read back " + path);
+            at += static_cast<size_t>(n);
+        }
+        before_commit(d, bytes);
+    }
     out.commit();
     return d;
 }
 
 static std::vector<ChunkType> placed_chunks() {
     auto v = plan_chunk_types();
-    v.insert(v.end(), {kTier, kPart, kSeek, kCost, kLayout});
+    v.insert(v.end(), {kTier, kPart, kSeek, kCost, kLayout, kPoolChunks});
     return v;
 }
 
@@ -176,8 +211,12 @@ PlacedReader::PlacedReader(const std::string& path) : artifact_(path, Kind::plac
         if (get_u32(p + 20) != 0) a.bad(at + ": reserved field is not zero");
         if (len > tb.size() - off - kTierFixed) a.bad(at + ": location runs past the chunk");
         t.location.assign(reinterpret_cast<const char*>(p + kTierFixed), len);
-        if (t.location.empty() || t.location[0] != '/' || t.location.find('\0') != std::string::npos)
+        if (t.location.find('\0') != std::string::npos) a.bad(at + ": location holds a NUL byte");
+        if (t.kind == tier::TierKind::pool) {
+            if (t.location.rfind("redis://", 0) != 0) a.bad(at + ": a pool tier's location is not a redis:// URL");
+        } else if (t.location.empty() || t.location[0] != '/') {
             a.bad(at + ": location is not an absolute path");
+        }
         if ((t.kind == tier::TierKind::numa) != (t.node >= 0)) a.bad(at + ": node does not match the tier kind");
         off += (kTierFixed + len + 7) / 8 * 8;
         m_.tiers.push_back(std::move(t));
@@ -187,6 +226,12 @@ PlacedReader::PlacedReader(const std::string& path) : artifact_(path, Kind::plac
     if (sb.size() % kFrameBytes) a.bad("chunk SEEK length is not a multiple of 16");
     const uint64_t nframes = sb.size() / kFrameBytes;
     uint64_t frames_used = 0;
+
+    std::span<const std::byte> cb;
+    if (auto* c = a.find(kPoolChunks)) cb = a.verified_bytes(*c);
+    if (cb.size() % kPoolChunkBytes) a.bad("chunk PCHK length is not a multiple of 24");
+    const uint64_t nchunks = cb.size() / kPoolChunkBytes;
+    uint64_t chunks_used = 0;
 
     auto pb = a.verified_bytes(a.require(kPart));
     std::array<bool, kPageClasses> seen{};
@@ -203,7 +248,7 @@ PlacedReader::PlacedReader(const std::string& path) : artifact_(path, Kind::plac
         part.tier = get_u32(p + 4);
         if (part.tier >= m_.tiers.size()) a.bad(at + ": tier index out of range");
         uint32_t comp = get_u32(p + 8);
-        if (comp > 1) a.bad(at + ": unknown compression " + std::to_string(comp));
+        if (comp > 2) a.bad(at + ": unknown compression " + std::to_string(comp));
         part.compression = static_cast<Compression>(comp);
         part.frame_bytes = get_u32(p + 12);
         part.offset = get_u64(p + 16);
@@ -214,8 +259,14 @@ PlacedReader::PlacedReader(const std::string& path) : artifact_(path, Kind::plac
         if (get_u32(p + 60) != 0) a.bad(at + ": reserved field is not zero");
         if (len > pb.size() - off - kPartFixed) a.bad(at + ": path runs past the chunk");
         part.path.assign(reinterpret_cast<const char*>(p + kPartFixed), len);
-        if (part.path.empty() || part.path[0] != '/' || part.path.find('\0') != std::string::npos)
+        const bool in_pool = m_.tiers[part.tier].kind == tier::TierKind::pool;
+        if (in_pool != (part.compression == Compression::chunks)) a.bad(at + ": pool tiers hold chunked parts, and only they");
+        if (part.path.find('\0') != std::string::npos) a.bad(at + ": path holds a NUL byte");
+        if (in_pool) {
+            if (part.path.rfind(m_.tiers[part.tier].location + "#", 0) != 0) a.bad(at + ": name is not its pool's URL#…");
+        } else if (part.path.empty() || part.path[0] != '/') {
             a.bad(at + ": path is not absolute");
+        }
         const uint64_t need = plan_.pages_per_class[cls] * ps;
         if (part.raw_bytes != need)
             a.bad(at + ": holds " + std::to_string(part.raw_bytes) + " bytes, class " + class_name(part.cls) + " needs " +
@@ -225,6 +276,27 @@ PlacedReader::PlacedReader(const std::string& path) : artifact_(path, Kind::plac
             if (part.stored_bytes != part.raw_bytes || count != 0 || part.frame_bytes != 0)
                 a.bad(at + ": uncompressed part with frames or a stored length unlike its raw length");
             if (part.offset % ps) a.bad(at + ": offset is not page-aligned");
+        } else if (part.compression == Compression::chunks) {
+            if (part.frame_bytes == 0 || part.frame_bytes % ps || part.frame_bytes > pool::kMaxChunkBytes)
+                a.bad(at + ": invalid chunk size " + std::to_string(part.frame_bytes));
+            if (first != chunks_used || count > nchunks - chunks_used) a.bad(at + ": pool chunk entries out of range");
+            if (part.offset != 0) a.bad(at + ": a pool part has an offset");
+            uint64_t raw = 0, stored = 0;
+            part.chunks.reserve(count);
+            for (uint32_t i = 0; i < count; ++i) {
+                const std::byte* c = &cb[(first + i) * kPoolChunkBytes];
+                pool::ChunkRef ref{{get_u64(c), get_u64(c + 8)}, get_u32(c + 16), get_u32(c + 20)};
+                if (ref.raw_bytes == 0 || ref.raw_bytes % ps || ref.raw_bytes > part.frame_bytes ||
+                    ref.stored_bytes <= pool::kValueHeaderBytes)
+                    a.bad(at + ": pool chunk " + std::to_string(i) + " has invalid sizes");
+                raw += ref.raw_bytes;
+                stored += ref.stored_bytes;
+                part.chunks.push_back(ref);
+            }
+            if (raw != part.raw_bytes || stored != part.stored_bytes)
+                a.bad(at + ": pool chunks add up to " + std::to_string(raw) + "/" + std::to_string(stored) +
+                      " bytes, the part says " + std::to_string(part.raw_bytes) + "/" + std::to_string(part.stored_bytes));
+            chunks_used += count;
         } else {
             if (part.frame_bytes == 0 || part.frame_bytes % ps || part.frame_bytes > kMaxFrameBytes)
                 a.bad(at + ": invalid frame size " + std::to_string(part.frame_bytes));
@@ -250,6 +322,7 @@ PlacedReader::PlacedReader(const std::string& path) : artifact_(path, Kind::plac
         m_.parts.push_back(std::move(part));
     }
     if (frames_used != nframes) a.bad("chunk SEEK has frames no part uses");
+    if (chunks_used != nchunks) a.bad("chunk PCHK has chunks no part uses");
     for (int c = 1; c < kPageClasses; ++c)
         if (plan_.pages_per_class[c] && !seen[c])
             a.bad(std::string("no part holds the ") + class_name(static_cast<PageClass>(c)) + " pages");
@@ -287,7 +360,11 @@ const Part* PlacedReader::part(PageClass cls) const {
 // ---------------------------------------------------------------------------------------------
 // Part files
 
-PartSource::PartSource(const Part& part) : part_(part) {
+PartSource::PartSource(const Part& part, const pool::ReadOptions& pool_options) : part_(part) {
+    if (part_.compression == Compression::chunks) {
+        pool_ = std::make_unique<pool::PartReader>(pool::parse_pool_url(pool_url_of(part_)), part_.chunks, pool_options);
+        return;
+    }
     fd_ = ::open(part_.path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd_ < 0) throw BadInput(part_.path, std::string("cannot open part file: ") + std::strerror(errno));
     struct stat st {};
@@ -351,6 +428,10 @@ void PartSource::read(uint64_t offset, size_t len, std::byte* dst) {
         std::memcpy(dst, map_ + part_.offset + offset, len);
         return;
     }
+    if (pool_) {
+        pool_->read(offset, len, dst);
+        return;
+    }
     while (len) {
         size_t i = static_cast<size_t>(offset / part_.frame_bytes);
         load_frame(i);
@@ -361,6 +442,11 @@ void PartSource::read(uint64_t offset, size_t len, std::byte* dst) {
         offset += n;
         len -= n;
     }
+}
+
+void PartSource::read_all(std::byte* dst) {
+    if (pool_) pool_->read_all(dst);
+    else read(0, part_.raw_bytes, dst);
 }
 
 void PartSource::pread(uint64_t offset, size_t len, std::byte* dst) const {
@@ -384,6 +470,11 @@ void check_part(const Part& part) {
     if (part.compression == Compression::none) {
         auto m = src.mapped();
         h.update(m.data(), m.size());
+    } else if (part.compression == Compression::chunks) {
+        // Every chunk is checked against its name as it arrives; then the part as a whole.
+        std::vector<std::byte> buf(part.raw_bytes);
+        src.read_all(buf.data());
+        h.update(buf.data(), buf.size());
     } else {
         std::vector<std::byte> buf(part.frame_bytes);
         for (uint64_t off = 0; off < part.raw_bytes; off += part.frame_bytes) {
@@ -424,6 +515,12 @@ void check_layout(const Part& part, const SplitPlan& plan) {
 CheckStats check_parts(const PlacedReader& r, bool remembered) {
     CheckStats cs;
     for (auto& p : r.parts()) {
+        if (p.compression == Compression::chunks) {
+            // A pool part is not read ahead of its use: each chunk is checked against its
+            // XXH3-128 name when it arrives (snap-stat --verify reads the whole pool copy).
+            ++cs.pool_parts;
+            continue;
+        }
         if (remembered && verified::known(p.path, p.digest)) {
             ++cs.files_remembered;
         } else {
@@ -465,6 +562,7 @@ void check_private(const std::string& path, const struct stat& st, const std::st
 void check_locations(const PlacedReader& r) {
     for (const Part& p : r.parts()) {
         const tier::TierSpec& t = r.tier_of(p);
+        if (t.kind == tier::TierKind::pool) continue;  // no file: every chunk is checked against its name
         const std::string real_part = resolved(p.path, "cannot open part file");  // a missing part is named as such
         const std::string dir = resolved(t.location, "tier directory");
         struct stat ds {};
@@ -489,8 +587,9 @@ void check_locations(const PlacedReader& r) {
 
 MaterializeResult materialize(const PlacedReader& r, const std::string& out_path, bool check_parts,
                               const std::function<void(uint64_t)>& progress) {
-    if (check_parts)
-        for (auto& p : r.parts()) check_part(p);  // the layout files are not read here
+    if (check_parts)  // the layout files are not read here; pool chunks are checked as they arrive
+        for (auto& p : r.parts())
+            if (p.compression != Compression::chunks) check_part(p);
     const SplitPlan& plan = r.plan();
     const uint64_t ps = r.page_size();
     std::array<std::unique_ptr<PartSource>, kPageClasses> src;
@@ -628,6 +727,75 @@ Part write_part(const SplitReader& split, PageClass cls, const tier::TierSpec& t
     return part;
 }
 
+// A pool part: the class's bytes cut into chunks (pool::cut_part), each named by its XXH3-128
+// and encoded (zstd when it pays) here, so that the manifest's bytes do not depend on what the
+// pool held already; only the chunks the pool lacks are sent. `ids` is the lease's list.
+Part write_pool_part(const SplitReader& split, PageClass cls, const tier::TierSpec& t, uint32_t tier_index,
+                     const PlaceRequest& req, PartOutcome& outcome, const std::function<void(uint64_t)>& advance,
+                     pool::ChunkStore& store, const std::string& lease) {
+    const ChunkEntry& ch = split.artifact().require(split_data_chunk(cls));
+    auto data = split.class_data(cls);
+    Part part;
+    part.cls = cls;
+    part.tier = tier_index;
+    part.raw_bytes = data.size();
+    part.digest = ch.xxh3;
+    part.compression = Compression::chunks;
+    part.frame_bytes = req.chunk_bytes;
+    part.path = t.location + "#" + hash::to_hex(part.digest) + "." + class_name(cls);
+    outcome.cls = cls;
+    outcome.path = part.path;
+    outcome.raw_bytes = part.raw_bytes;
+    if (hash::xxh3(data.data(), data.size()) != part.digest)
+        throw BadInput(split.name(), "chunk " + chunk_type_name(ch.type) + ": checksum mismatch");
+    ZSTD_CCtx* cctx = ZSTD_createCCtx();
+    if (!cctx) throw std::bad_alloc();
+    std::unique_ptr<ZSTD_CCtx, size_t (*)(ZSTD_CCtx*)> guard(cctx, ZSTD_freeCCtx);
+    auto lens = pool::cut_part(split.plan(), cls, req.chunk_bytes);
+    std::vector<pool::ChunkId> seen_ids;  // distinct within this part
+    uint64_t off = 0;
+    constexpr size_t kBatch = 256;
+    for (size_t i = 0; i < lens.size(); i += kBatch) {
+        std::vector<std::pair<pool::ChunkId, std::string>> batch;
+        std::vector<pool::ChunkId> ids;
+        uint64_t batch_raw = 0;
+        for (size_t j = i; j < std::min(lens.size(), i + kBatch); ++j) {
+            const std::byte* raw = data.data() + off;
+            pool::ChunkId id = pool::chunk_id(raw, lens[j]);
+            std::string v = pool::encode_value(raw, lens[j], req.zstd_level, cctx);
+            part.chunks.push_back({id, lens[j], static_cast<uint32_t>(v.size())});
+            part.stored_bytes += v.size();
+            off += lens[j];
+            batch_raw += lens[j];
+            bool dup = false;
+            for (auto& b : batch) dup = dup || b.first == id;
+            if (dup || std::binary_search(seen_ids.begin(), seen_ids.end(), id)) continue;
+            ids.push_back(id);
+            batch.emplace_back(id, std::move(v));
+        }
+        auto have = store.present(ids);
+        std::vector<std::pair<pool::ChunkId, std::string>> send;
+        for (size_t k = 0; k < batch.size(); ++k) {
+            if (have[k]) {
+                ++outcome.chunks_present;
+                outcome.bytes_present += batch[k].second.size();
+            } else {
+                ++outcome.chunks_uploaded;
+                outcome.bytes_uploaded += batch[k].second.size();
+                send.push_back(std::move(batch[k]));
+            }
+        }
+        store.put(send);
+        for (auto& id : ids) seen_ids.insert(std::lower_bound(seen_ids.begin(), seen_ids.end(), id), id);
+        store.renew_lease(lease, kLeaseMs);
+        advance(batch_raw);
+    }
+    outcome.chunks = part.chunks.size();
+    outcome.distinct_chunks = seen_ids.size();
+    outcome.stored_bytes = part.stored_bytes;
+    return part;
+}
+
 // The image-order layout of an uncompressed part: every page of the class at its image
 // offset, holes elsewhere (ftruncate), named after the part. An identical file is kept.
 std::string write_layout(const SplitReader& split, const Part& part, const std::function<void(uint64_t)>& advance) {
@@ -666,7 +834,54 @@ PlaceResult place(const SplitReader& split, const PlaceRequest& req, const std::
     if (req.tiers.empty()) throw UsageError("no tiers to place on");
     if (req.frame_bytes == 0 || req.frame_bytes % ps || req.frame_bytes > kMaxFrameBytes)
         throw UsageError("frame size must be a multiple of the page size (" + std::to_string(ps) + ") up to 64 MiB");
+    if (req.chunk_bytes == 0 || req.chunk_bytes % ps || req.chunk_bytes > pool::kMaxChunkBytes)
+        throw UsageError("chunk size must be a multiple of the page size (" + std::to_string(ps) + ") up to 4 MiB");
     auto choice = cost::choose(req.params, req.tiers, plan.pages_per_class, req.fixed, ps);
+
+    // A pool among the chosen tiers: one per placement. Its chunk ids are leased before the
+    // pool is asked what it holds (common/pool/store.hpp: placement against collection).
+    int pool_tier = -1;
+    for (PageClass c : {PageClass::rw, PageClass::ro, PageClass::cold}) {
+        int ti = choice[static_cast<int>(c)];
+        if (ti < 0 || req.tiers[ti].kind != tier::TierKind::pool) continue;
+        if (pool_tier >= 0 && req.tiers[pool_tier].location != req.tiers[ti].location)
+            throw UsageError("two pools in one placement (" + req.tiers[pool_tier].location + ", " + req.tiers[ti].location + ")",
+                             "place every pool class into one pool");
+        pool_tier = ti;
+    }
+    std::unique_ptr<pool::ChunkStore> store;
+    std::string lease;
+    std::vector<pool::ChunkId> pool_ids;
+    struct LeaseGuard {
+        pool::ChunkStore* store = nullptr;
+        std::string* lease;
+        ~LeaseGuard() {
+            if (!store || lease->empty()) return;
+            try {
+                store->end_lease(*lease);
+            } catch (...) {
+            }
+        }
+    } lease_guard{nullptr, &lease};
+    if (pool_tier >= 0) {
+        store = std::make_unique<pool::ChunkStore>(pool::parse_pool_url(req.tiers[pool_tier].location));
+        store->client().check_no_eviction();
+        for (PageClass c : {PageClass::rw, PageClass::ro, PageClass::cold}) {
+            int ci = static_cast<int>(c);
+            if (choice[ci] != pool_tier || plan.pages_per_class[ci] == 0) continue;
+            auto data = split.class_data(c);
+            uint64_t off = 0;
+            for (uint32_t len : pool::cut_part(plan, c, req.chunk_bytes)) {
+                pool_ids.push_back(pool::chunk_id(data.data() + off, len));
+                off += len;
+            }
+        }
+        std::sort(pool_ids.begin(), pool_ids.end());
+        pool_ids.erase(std::unique(pool_ids.begin(), pool_ids.end()), pool_ids.end());
+        lease = store->begin_lease(pool_ids, kLeaseMs);
+        lease_guard.store = store.get();
+        store->wait_for_collection(req.pool_wait_ms);
+    }
 
     PlaceResult res;
     res.manifest.tiers = req.tiers;
@@ -683,13 +898,14 @@ PlaceResult place(const SplitReader& split, const PlaceRequest& req, const std::
         if (plan.pages_per_class[ci] == 0) continue;
         int ti = choice[ci];
         PartOutcome oc;
-        Part part = write_part(split, c, req.tiers[ti], static_cast<uint32_t>(ti), req, oc, advance);
+        Part part = ti == pool_tier ? write_pool_part(split, c, req.tiers[ti], static_cast<uint32_t>(ti), req, oc, advance, *store, lease)
+                                    : write_part(split, c, req.tiers[ti], static_cast<uint32_t>(ti), req, oc, advance);
         // RO on a byte-addressable tier: also in image order, so tiered maps it with one mapping.
         if (req.layout && c == PageClass::ro && part.compression == Compression::none &&
             tier::byte_addressable(req.tiers[ti].kind))
             oc.layout_path = part.layout_path = write_layout(split, part, advance);
-        placements.push_back({c, plan.pages_per_class[ci], part.raw_bytes, part.stored_bytes, part.frame_bytes,
-                              &res.manifest.tiers[ti]});
+        placements.push_back({c, plan.pages_per_class[ci], part.raw_bytes, part.stored_bytes,
+                              part.compression == Compression::none ? 0 : part.frame_bytes, &res.manifest.tiers[ti]});
         chosen_by[class_name(c)] = req.fixed[ci] >= 0 ? "user" : "model";
         res.manifest.parts.push_back(std::move(part));
         res.outcomes.push_back(oc);
@@ -701,7 +917,20 @@ PlaceResult place(const SplitReader& split, const PlaceRequest& req, const std::
                          {"compress", req.compress},
                          {"zstd_level", req.zstd_level},
                          {"frame_bytes", req.frame_bytes}};
-    res.digest = write_manifest(plan, res.manifest, split.digest(), out_path);
+    if (store && req.pool_replicas > 0) {
+        int acked = store->client().wait_replicas(req.pool_replicas, 10000);
+        if (acked < req.pool_replicas)
+            throw Error("pool " + store->url().text + ": " + std::to_string(acked) + " replicas acknowledged the chunks, " +
+                            std::to_string(req.pool_replicas) + " asked for",
+                        ExitCode::runtime, "check the replicas, or lower --pool-replicas");
+    }
+    if (store) res.manifest.cost["pool_chunk_bytes"] = req.chunk_bytes;
+    // A pool placement is registered in the pool (what it names, then its bytes, then its
+    // name) before the manifest file appears, and only after every chunk was acknowledged:
+    // no manifest ever names a chunk the pool does not hold.
+    res.digest = write_manifest(plan, res.manifest, split.digest(), out_path, store ? std::function<void(uint64_t, const std::string&)>(
+        [&](uint64_t digest, const std::string& bytes) { store->register_manifest(digest, bytes, pool_ids, req.pool_name); })
+        : std::function<void(uint64_t, const std::string&)>());
     return res;
 }
 
@@ -730,9 +959,24 @@ nlohmann::json describe_placed(const PlacedReader& r) {
                             {"stored_bytes", p.stored_bytes},
                             {"digest", hash::to_hex(p.digest)},
                             {"compression", compression_name(p.compression)}};
-        if (p.compression != Compression::none) {
+        if (p.compression == Compression::zstd) {
             j["frame_bytes"] = p.frame_bytes;
             j["frames"] = p.frames.size();
+        }
+        if (p.compression == Compression::chunks) {
+            std::vector<pool::ChunkId> ids;
+            uint64_t compressed = 0;
+            for (auto& c : p.chunks) {
+                ids.push_back(c.id);
+                compressed += c.stored_bytes < c.raw_bytes + pool::kValueHeaderBytes;
+            }
+            std::sort(ids.begin(), ids.end());
+            const uint64_t distinct = static_cast<uint64_t>(std::unique(ids.begin(), ids.end()) - ids.begin());
+            j["pool"] = {{"url", pool_url_of(p)},
+                         {"chunk_bytes", p.frame_bytes},
+                         {"chunks", p.chunks.size()},
+                         {"distinct_chunks", distinct},
+                         {"compressed_chunks", compressed}};
         }
         j["layout_path"] = p.layout_path.empty() ? nlohmann::json(nullptr) : nlohmann::json(p.layout_path);
         parts.push_back(j);
@@ -772,8 +1016,10 @@ std::string text_placed(const PlacedReader& r) {
         if (!p) {
             std::snprintf(line, sizeof line, "  %-5s %10llu pages\n", class_name(c), 0ull);
         } else {
-            std::string comp = p->compression == Compression::none
-                                   ? std::string()
+            std::string comp = p->compression == Compression::none ? std::string()
+                               : p->compression == Compression::chunks
+                                   ? ", " + std::to_string(p->chunks.size()) + " chunks of up to " + tier::format_size(p->frame_bytes) +
+                                         ", " + tier::format_size(p->stored_bytes) + " stored"
                                    : ", zstd " + tier::format_size(p->stored_bytes) + " in " + std::to_string(p->frames.size()) + " frames";
             std::snprintf(line, sizeof line, "  %-5s %10llu pages  %-10s %s (%s%s)\n", class_name(c),
                           static_cast<unsigned long long>(plan.pages_per_class[static_cast<int>(c)]),

@@ -14,6 +14,7 @@
 #pragma once
 #include "costmodel.hpp"
 #include "format/container.hpp"
+#include "pool/reader.hpp"
 #include "split.hpp"
 #include "tier.hpp"
 
@@ -29,7 +30,9 @@
 
 namespace snap::placed {
 
-enum class Compression : uint32_t { none = 0, zstd = 1 };
+// chunks: the part lives in a pool (tier kind pool) as content-addressed chunks, each zstd when
+// that pays (common/pool/chunk.hpp); the manifest lists them in part order (chunk PCHK).
+enum class Compression : uint32_t { none = 0, zstd = 1, chunks = 2 };
 const char* compression_name(Compression c);
 
 constexpr uint32_t kDefaultFrameBytes = 64 * 1024;
@@ -46,13 +49,14 @@ struct Part {
     PageClass cls = PageClass::rw;
     uint32_t tier = 0;  // index into the tier table
     Compression compression = Compression::none;
-    uint32_t frame_bytes = 0;  // raw bytes per frame (zstd), 0 for none
-    std::string path;          // absolute path of the part file
+    uint32_t frame_bytes = 0;  // raw bytes per frame (zstd) or the chunk size (chunks), 0 for none
+    std::string path;          // absolute path of the part file; pool parts: "URL#DIGEST.CLASS" (a name, not a file)
     uint64_t offset = 0;       // where the part's bytes start in that file (page-aligned)
     uint64_t stored_bytes = 0; // bytes in the file (= raw_bytes unless compressed)
     uint64_t raw_bytes = 0;    // pages × page size
     uint64_t digest = 0;       // XXH3-64 of the raw bytes (= the split's page-data chunk checksum)
     std::vector<Frame> frames; // zstd only, in order
+    std::vector<pool::ChunkRef> chunks;  // chunks only, in part order
     // Optional image-order copy of the same pages (uncompressed parts on byte-addressable
     // tiers): a sparse file of the image's size holding each of the class's pages at its image
     // offset (page p at p × page size) and holes elsewhere, so that one mapping of it puts every
@@ -69,7 +73,13 @@ struct Manifest {
 };
 
 // Write a placed artifact (the manifest only; parts must already be in place). Returns its digest.
-uint64_t write_manifest(const SplitPlan& plan, const Manifest& m, uint64_t parent_digest, const std::string& path);
+// With `before_commit`, it is called with the artifact's bytes after they are written and
+// synced to the temporary file and before it is renamed into place (pool registration).
+uint64_t write_manifest(const SplitPlan& plan, const Manifest& m, uint64_t parent_digest, const std::string& path,
+                        const std::function<void(uint64_t digest, const std::string& bytes)>& before_commit = {});
+
+// The pool URL a pool part's name starts with ("" for other parts).
+std::string pool_url_of(const Part& part);
 
 // A parsed and cross-checked placed artifact. Part files are not opened until asked.
 class PlacedReader {
@@ -99,13 +109,16 @@ private:
 // a missing, short or corrupt part is BadInput naming the part file (exit 3).
 class PartSource {
 public:
-    explicit PartSource(const Part& part);
+    explicit PartSource(const Part& part, const pool::ReadOptions& pool_options = {});
     ~PartSource();
     PartSource(const PartSource&) = delete;
     PartSource& operator=(const PartSource&) = delete;
     const Part& part() const { return part_; }
-    // Uncompressed parts: the raw bytes, mapped in place. Empty span for compressed parts.
+    // Uncompressed parts: the raw bytes, mapped in place. Empty span for compressed and pool parts.
     std::span<const std::byte> mapped() const;
+    // Pool parts: the whole part into dst in large pipelines (hot classes before resume).
+    void read_all(std::byte* dst);
+    pool::PartReader* pool_reader() const { return pool_.get(); }
     // Copy raw bytes [offset, offset+len) to dst (decompressing frames as needed; each frame's
     // checksum is checked when it is decompressed).
     void read(uint64_t offset, size_t len, std::byte* dst);
@@ -124,17 +137,19 @@ private:
     std::vector<std::byte> frame_;
     size_t frame_index_ = SIZE_MAX;
     void* dctx_ = nullptr;
+    std::unique_ptr<pool::PartReader> pool_;
 };
 
 // Read the whole part and compare its XXH3-64 with the manifest. Throws BadInput(part path).
 void check_part(const Part& part);
 // The same for a part's image-order layout file (its pages read in the plan's extent order).
 void check_layout(const Part& part, const SplitPlan& plan);
-// Every part and every layout file of the artifact. With `remembered`, a file whose stat
+// Every part and every layout file of the artifact (pool parts excepted). With `remembered`, a file whose stat
 // matches a verdict remembered for its digest (common/verified.hpp) is not read again, and
 // every file found good is remembered.
 struct CheckStats {
     uint64_t files_hashed = 0, files_remembered = 0, bytes_hashed = 0;
+    uint64_t pool_parts = 0;  // not read: their chunks are checked one by one as they arrive
 };
 CheckStats check_parts(const PlacedReader& r, bool remembered = false);
 // Where the part files are, checked without reading them (every restore does it): each part
@@ -159,6 +174,10 @@ struct PlaceRequest {
     std::array<int, kPageClasses> fixed{-1, -1, -1, -1};  // user's tier index per class, -1 = model
     cost::Params params = cost::Params::defaults();
     bool compress = false;               // zstd frames for parts on file: tiers
+    uint32_t chunk_bytes = pool::kDefaultChunkBytes;  // pool tiers: the chunk size (page multiple)
+    std::string pool_name;               // pool tiers: register the manifest under this name too
+    uint64_t pool_wait_ms = 60000;       // pool tiers: how long to wait for a running collection
+    int pool_replicas = 0;               // pool tiers: WAIT for this many replicas after publishing
     bool layout = true;                  // image-order layout files for RO on byte-addressable tiers
     uint32_t frame_bytes = kDefaultFrameBytes;
     int zstd_level = 1;
@@ -170,6 +189,10 @@ struct PartOutcome {
     bool reused = false;  // an identical part file was already there
     uint64_t raw_bytes = 0, stored_bytes = 0;
     std::string layout_path;  // the image-order layout written beside it, if any
+    // Pool parts: chunks in the part, distinct among them, uploaded now vs already in the pool
+    // (value bytes: compressed when it paid).
+    uint64_t chunks = 0, distinct_chunks = 0, chunks_uploaded = 0, chunks_present = 0;
+    uint64_t bytes_uploaded = 0, bytes_present = 0;
 };
 
 struct PlaceResult {

@@ -24,6 +24,7 @@ const char* kind_name(TierKind k) {
         case TierKind::numa: return "numa";
         case TierKind::dax: return "dax";
         case TierKind::file: return "file";
+        case TierKind::pool: return "pool";
     }
     return "?";
 }
@@ -33,10 +34,11 @@ std::optional<TierKind> kind_from_name(std::string_view n) {
     if (n == "numa") return TierKind::numa;
     if (n == "dax") return TierKind::dax;
     if (n == "file") return TierKind::file;
+    if (n == "pool") return TierKind::pool;
     return std::nullopt;
 }
 
-bool byte_addressable(TierKind k) { return k != TierKind::file; }
+bool byte_addressable(TierKind k) { return k != TierKind::file && k != TierKind::pool; }
 
 std::string TierSpec::name() const {
     switch (kind) {
@@ -44,6 +46,7 @@ std::string TierSpec::name() const {
         case TierKind::numa: return "numa:" + std::to_string(node);
         case TierKind::dax: return "dax:" + location;
         case TierKind::file: return "file:" + location;
+        case TierKind::pool: return location;
     }
     return "?";
 }
@@ -56,13 +59,18 @@ static int32_t parse_node(std::string_view s, std::string_view whole) {
 
 TierSpec parse_tier(std::string_view text) {
     TierSpec t;
+    if (text.substr(0, 8) == "redis://") {
+        t.kind = TierKind::pool;
+        t.location = std::string(text);
+        return t;
+    }
     auto colon = text.find(':');
     std::string_view kind = text.substr(0, colon);
     std::string_view rest = colon == std::string_view::npos ? std::string_view{} : text.substr(colon + 1);
     auto k = kind_from_name(kind);
     if (!k)
         throw UsageError("unknown tier '" + std::string(text) + "'",
-                         "tiers are dram, dram:DIR, numa:N, numa:N:DIR, dax:PATH, file:DIR");
+                         "tiers are dram, dram:DIR, numa:N, numa:N:DIR, dax:PATH, file:DIR, redis://HOST:PORT[/NAMESPACE]");
     t.kind = *k;
     switch (t.kind) {
         case TierKind::dram:
@@ -74,6 +82,8 @@ TierSpec parse_tier(std::string_view text) {
             if (c2 != std::string_view::npos) t.location = std::string(rest.substr(c2 + 1));
             break;
         }
+        case TierKind::pool:
+            throw UsageError("tier '" + std::string(text) + "': a pool is named by its URL", "redis://HOST:PORT[,HOST:PORT...][/NAMESPACE]");
         case TierKind::dax:
         case TierKind::file:
             if (rest.empty())
@@ -149,6 +159,7 @@ std::vector<int> online_nodes(const std::string& dir) {
 }
 
 void resolve_location(TierSpec& t, const std::string& staging_dir) {
+    if (t.kind == TierKind::pool) return;
     if (t.kind == TierKind::numa) {
         auto nodes = online_nodes();
         if (std::find(nodes.begin(), nodes.end(), t.node) == nodes.end()) {

@@ -13,18 +13,20 @@
 
 namespace snap::tier {
 
-enum class TierKind : uint32_t { dram = 1, numa = 2, dax = 3, file = 4 };
-constexpr int kTierKinds = 4;
-const char* kind_name(TierKind k);  // "dram", "numa", "dax", "file"
+// pool: a remote pool on a Redis-protocol store (one server or a Redis Cluster) holding
+// content-addressed chunks (common/pool/); its location is the pool URL, not a directory.
+enum class TierKind : uint32_t { dram = 1, numa = 2, dax = 3, file = 4, pool = 5 };
+constexpr int kTierKinds = 5;
+const char* kind_name(TierKind k);  // "dram", "numa", "dax", "file", "pool"
 std::optional<TierKind> kind_from_name(std::string_view name);
-// dram, numa and dax parts can be mapped in place (byte-addressable); file parts are read.
+// dram, numa and dax parts can be mapped in place (byte-addressable); file and pool parts are read.
 bool byte_addressable(TierKind k);
 
 constexpr uint64_t kUnlimited = UINT64_MAX;
 
 struct TierSpec {
     TierKind kind = TierKind::dram;
-    std::string location;  // directory the parts go to ("" = not yet resolved: staging dir)
+    std::string location;  // directory the parts go to ("" = not yet resolved: staging dir); pool: its URL
     int32_t node = -1;     // NUMA node for numa:N, -1 otherwise
     uint64_t budget_bytes = kUnlimited;
 
@@ -34,7 +36,8 @@ struct TierSpec {
     bool operator==(const TierSpec&) const = default;
 };
 
-// "dram", "dram:DIR", "numa:N", "numa:N:DIR", "dax:PATH", "file:DIR". Throws UsageError.
+// "dram", "dram:DIR", "numa:N", "numa:N:DIR", "dax:PATH", "file:DIR",
+// "redis://HOST:PORT[,HOST:PORT...][/NAMESPACE]" (a pool; the URL is checked by snap::pool). Throws UsageError.
 TierSpec parse_tier(std::string_view text);
 
 // "1G", "512M", "4096", "64k", "1.5GiB", "unlimited". Binary units (K = 1024). Throws UsageError.
@@ -51,7 +54,8 @@ std::vector<int> online_nodes(const std::string& sysfs_node_dir = "/sys/devices/
 
 // Resolve a tier's location to an absolute directory (creating nothing): staging tiers
 // without a directory get `staging_dir`. Checks the directory exists and is writable and,
-// for numa:N, that node N exists. Throws UsageError / CapabilityError.
+// for numa:N, that node N exists. Pool tiers are left alone (their URL is resolved by
+// snap::pool). Throws UsageError / CapabilityError.
 void resolve_location(TierSpec& t, const std::string& staging_dir);
 
 }  // namespace snap::tier

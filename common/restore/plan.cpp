@@ -90,7 +90,8 @@ PageFacts page_facts(const SplitPlan& split, std::span<const PartRef> parts, std
             part_file[static_cast<int>(p.cls)] = static_cast<int32_t>(files.size());
             files.push_back({p.path});
         } else {
-            notes.push_back(std::string(cls_name(p.cls)) + " part is compressed: its pages are read from the image");
+            notes.push_back(std::string(cls_name(p.cls)) + (p.in_pool ? " part is in a pool" : " part is compressed") +
+                            ": its pages are read from the image");
         }
     }
     for (uint64_t p = 0; p < n; ++p)
@@ -320,6 +321,12 @@ MappingPlan uffd_plan(const SplitPlan& split, const PageFacts& f, MappingPlan pl
     plan.pieces.clear();
     plan.prefetch.clear();
     set_hot_lists(plan, split, f.cls);
+    if (plan.strategy == Strategy::tiered && layout_path.empty()) {
+        // Nothing maps RO in place (no layout file: RO is in a pool or compressed): the
+        // touched RO pages are installed eagerly after RW, like REAP's working set.
+        plan.eager.insert(plan.eager.end(), plan.in_place.begin(), plan.in_place.end());
+        plan.in_place.clear();
+    }
     std::vector<Mechanism> mech(n, Mechanism::demand);
     for (const auto& sp : plan.eager)
         for (uint64_t p = sp.first_page; p < sp.end_page() && p < n; ++p) mech[p] = Mechanism::install;
@@ -413,7 +420,9 @@ MappingPlan build_plan(const SplitPlan& split, std::span<const PartRef> parts, c
     if (opt.strategy == Strategy::reap || (opt.strategy == Strategy::tiered && opt.uffd)) {
         std::string layout;
         if (opt.strategy == Strategy::tiered && ro) layout = ro->layout_path;
-        if (opt.strategy == Strategy::reap || !ro || !layout.empty()) {
+        // tiered with RO that cannot be mapped (in a pool, compressed): the userfaultfd schedule
+        // over anonymous memory, RO installed eagerly after RW (uffd_plan).
+        if (opt.strategy == Strategy::reap || !ro || !layout.empty() || !ro->raw) {
             // Parts are read by the fault server; the preload reads them only for huge regions.
             plan.notes.clear();
             plan.gap_pages = 0;

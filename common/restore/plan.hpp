@@ -109,6 +109,7 @@ struct PartRef {
     // An image-order layout file of this part that the front-end can map and register with
     // userfaultfd (on tmpfs or hugetlbfs); empty when there is none or it is unusable.
     std::string layout_path;
+    bool in_pool = false;  // held by a pool (not raw): only the fault server can read it
 };
 
 struct BuildOptions {

@@ -31,18 +31,20 @@ bool uffd_mappable(const std::string& path) {
 std::vector<PartRef> part_refs(const placed::PlacedReader& r) {
     std::vector<PartRef> refs;
     for (const auto& p : r.parts()) {
-        PartRef ref{p.cls, p.path, p.offset, p.compression == placed::Compression::none, {}};
+        PartRef ref{p.cls, p.path, p.offset, p.compression == placed::Compression::none, {},
+                    p.compression == placed::Compression::chunks};
         if (!p.layout_path.empty() && uffd_mappable(p.layout_path)) ref.layout_path = p.layout_path;
         refs.push_back(std::move(ref));
     }
     return refs;
 }
 
-PlacedSource::PlacedSource(const placed::PlacedReader& r) : size_(r.image().size_bytes), page_size_(r.page_size()) {
+PlacedSource::PlacedSource(const placed::PlacedReader& r, const pool::ReadOptions& pool_options)
+    : size_(r.image().size_bytes), page_size_(r.page_size()) {
     std::array<int, kPageClasses> index{-1, -1, -1, -1};
     for (const auto& p : r.parts()) {
         index[static_cast<int>(p.cls)] = static_cast<int>(parts_.size());
-        parts_.push_back(std::make_unique<placed::PartSource>(p));
+        parts_.push_back(std::make_unique<placed::PartSource>(p, pool_options));
         pread_.push_back(!tier::byte_addressable(r.tier_of(p).kind) && p.compression == placed::Compression::none);
     }
     std::vector<Span> ext;
@@ -79,7 +81,7 @@ uint64_t PlacedSource::load_hot_parts() {
         if (m == MAP_FAILED) throw_errno("mmap anonymous for " + part.path);
         auto* dst = static_cast<std::byte*>(m);
         if (part.compression != placed::Compression::none) {
-            parts_[i]->read(0, part.raw_bytes, dst);
+            parts_[i]->read_all(dst);
         } else {
             int fd = ::open(part.path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);
             if (fd < 0) fd = ::open(part.path.c_str(), O_RDONLY | O_CLOEXEC);  // tmpfs: no O_DIRECT
@@ -105,16 +107,63 @@ uint64_t PlacedSource::load_hot_parts() {
     return total;
 }
 
-void PlacedSource::populate_rw() {
-    for (auto& ps : parts_) {
-        if (ps->part().cls != PageClass::rw) continue;
+void PlacedSource::populate_rw(bool ro) {
+    loaded_parts_.resize(parts_.size());
+    for (size_t i = 0; i < parts_.size(); ++i) {
+        auto& ps = parts_[i];
+        const placed::Part& part = ps->part();
+        const bool hot = part.cls == PageClass::rw || (ro && part.cls == PageClass::ro);
+        if (!hot || part.raw_bytes == 0 || loaded_parts_[i].data) continue;
         auto m = ps->mapped();
-        if (m.empty()) continue;
+        if (m.empty()) {
+            void* a = ::mmap(nullptr, part.raw_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (a == MAP_FAILED) throw_errno("mmap anonymous for " + part.path);
+            try {
+                ps->read_all(static_cast<std::byte*>(a));
+            } catch (...) {
+                ::munmap(a, part.raw_bytes);
+                throw;
+            }
+            loaded_parts_[i] = {static_cast<std::byte*>(a), part.raw_bytes};
+            loaded_ += part.raw_bytes;
+            continue;
+        }
+        if (part.cls != PageClass::rw) continue;
         // Page-align the start (the part may begin inside the file); advice only.
         auto start = reinterpret_cast<uintptr_t>(m.data()) & ~uintptr_t(4095);
         (void)::madvise(reinterpret_cast<void*>(start), m.size() + (reinterpret_cast<uintptr_t>(m.data()) - start),
                         22 /* MADV_POPULATE_READ */);
     }
+}
+
+nlohmann::json PlacedSource::pool_json() const {
+    nlohmann::json classes = nlohmann::json::object();
+    pool::ReadStats sum;
+    for (auto& ps : parts_) {
+        auto* pr = ps->pool_reader();
+        if (!pr) continue;
+        auto s = pr->stats();
+        const uint64_t demanded = s.demand_chunks + s.cache_hits;  // chunks reads asked for
+        classes[class_name(ps->part().cls)] = {
+            {"demand_fetches", s.demand_fetches},   {"demand_chunks", s.demand_chunks},
+            {"demand_bytes", s.demand_bytes},       {"prefetched_chunks", s.prefetched_chunks},
+            {"prefetched_bytes", s.prefetched_bytes}, {"prefetch_hits", s.prefetch_hits},
+            {"cache_hits", s.cache_hits},           {"waited", s.waited},
+            {"bulk_chunks", s.bulk_chunks},         {"bulk_bytes", s.bulk_bytes},
+            {"prefetch_hit_rate", s.prefetched_chunks ? double(s.prefetch_hits) / double(s.prefetched_chunks) : 0.0},
+            {"chunks_read", demanded}};
+        if (!pr->prefetch_error().empty()) classes[class_name(ps->part().cls)]["prefetch_error"] = pr->prefetch_error();
+        sum.demand_fetches += s.demand_fetches;
+        sum.demand_bytes += s.demand_bytes;
+        sum.bulk_bytes += s.bulk_bytes;
+        sum.prefetched_bytes += s.prefetched_bytes;
+    }
+    if (classes.empty()) return nullptr;
+    return {{"classes", classes},
+            {"demand_fetches", sum.demand_fetches},
+            {"fault_bytes", sum.demand_bytes},        // fetched while a fault waited
+            {"before_resume_bytes", sum.bulk_bytes},  // hot parts fetched whole before the VMM ran
+            {"bytes_fetched", sum.demand_bytes + sum.bulk_bytes + sum.prefetched_bytes}};
 }
 
 bool PlacedSource::concurrent_reads() const {

@@ -8,6 +8,8 @@
 #include "common/restore/plan.hpp"
 #include "common/uffd/source.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <memory>
 #include <vector>
 
@@ -18,7 +20,7 @@ std::vector<PartRef> part_refs(const placed::PlacedReader& r);
 class PlacedSource : public uffd::PageSource {
 public:
     // Opens every part (BadInput naming a missing or short part file). r must outlive this.
-    explicit PlacedSource(const placed::PlacedReader& r);
+    explicit PlacedSource(const placed::PlacedReader& r, const pool::ReadOptions& pool_options = {});
     ~PlacedSource() override;
     PlacedSource(const PlacedSource&) = delete;
     PlacedSource& operator=(const PlacedSource&) = delete;
@@ -30,10 +32,15 @@ public:
     // the file system takes it, so the page cache is neither used nor polluted), into private
     // memory, and serve them from there from now on. Returns the bytes read.
     uint64_t load_hot_parts();
-    // Map the RW part's pages into this process's page table now (MADV_POPULATE_READ), so
-    // that installing them later takes no page fault on the source side. Done before the
-    // VMM starts: the handler's own set-up, like mapping the snapshot file.
-    void populate_rw();
+    // Make the hot parts ready to install without I/O, before the VMM starts (the handler's
+    // own set-up, like mapping the snapshot file): the RW part's pages mapped into this
+    // process's page table (MADV_POPULATE_READ) when it is a file; hot parts that cannot be
+    // mapped — in a pool, or compressed — fetched whole into private memory (RW, and RO too
+    // with `ro`: pages the schedule installs eagerly because they cannot be mapped in place).
+    void populate_rw(bool ro = false);
+    // The pool's side of the restore (chunks fetched on demand and ahead, per class), or null
+    // when no part is in a pool.
+    nlohmann::json pool_json() const;
     // Every part is uncompressed or loaded: reads hand out pointers and touch no shared state.
     bool concurrent_reads() const override;
     uint64_t bytes_loaded() const { return loaded_; }

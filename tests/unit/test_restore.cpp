@@ -360,3 +360,22 @@ TEST_CASE("restore plan: tiered fills RW-dense 2 MiB regions as huge pages; both
     CHECK(flat.mappings == 1);
     CHECK(exec_installs(flat) == flat.eager);
 }
+
+TEST_CASE("restore plan: tiered with RO in a pool installs RO eagerly after RW, everything else on demand") {
+    const SplitPlan s = fixture();
+    std::vector<PartRef> ps = {{PageClass::rw, "/p/rw", 0, true, {}},
+                               {PageClass::ro, "redis://h:1/ns#1.ro", 0, false, {}, true},
+                               {PageClass::cold, "redis://h:1/ns#1.cold", 0, false, {}, true}};
+    BuildOptions o;
+    o.strategy = Strategy::tiered;
+    MappingPlan u = build_plan(s, ps, "/img", o);
+    CHECK(u.demand);
+    CHECK(u.base == Base::anon);
+    CHECK(u.ops.empty());
+    CHECK(u.in_place.empty());
+    // RW, the touched zero page, then RO in first-touch order.
+    CHECK(u.eager == std::vector<PageSpan>{{10, 2}, {5, 1}, {40, 10}, {20, 1}});
+    CHECK(u.pages[static_cast<int>(PageClass::ro)][static_cast<int>(Mechanism::install)] == 11);
+    CHECK(u.pages[static_cast<int>(PageClass::cold)][static_cast<int>(Mechanism::demand)] == 20);
+    CHECK(u.files.size() == 1);  // the image only: nothing of it is read (a placeholder will do)
+}

@@ -5,11 +5,13 @@
 // image's bytes read with pread (which no preload touches), writes pages and checks that the
 // writes are visible in memory and never reach the file, and maps another file to check that
 // unrelated mappings pass through. Exit 0 only if every check holds.
-//   maptest IMAGE [--writes N] [--seed S] [--shared] [--offset-pages K] [--written FILE] [--hold-ms MS]
+//   maptest IMAGE [--writes N] [--seed S] [--shared] [--offset-pages K] [--written FILE] [--hold-ms MS] [--expect FILE]
 // --hold-ms waits after mapping, before touching anything (a VMM loading its devices).
 // --shared maps MAP_SHARED (a restore must refuse that). --offset-pages maps the image from
 // page K on (a VMM with several regions in one file). --written FILE lists the image pages
 // written, one decimal page number a line (sorted, unique), for checking a recording.
+// --expect FILE compares the pages with FILE's bytes instead of IMAGE's (IMAGE is then a
+// placeholder: a restore with the image absent from the host).
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -52,13 +54,13 @@ bool read_file(const std::string& path, std::vector<unsigned char>& out) {
 
 int main(int argc, char** argv) {
     if (argc < 2) {
-        std::fprintf(stderr, "usage: maptest IMAGE [--writes N] [--seed S] [--shared] [--offset-pages K] [--written FILE] [--hold-ms MS]\n");
+        std::fprintf(stderr, "usage: maptest IMAGE [--writes N] [--seed S] [--shared] [--offset-pages K] [--written FILE] [--hold-ms MS] [--expect FILE]\n");
         return 2;
     }
     std::string path = argv[1];
     uint64_t writes = 256, offset_pages = 0, hold_ms = 0;  // hold: wait after mapping, as a VMM loading devices
     bool shared = false;
-    std::string written_file;
+    std::string written_file, expect_file;
     for (int i = 2; i < argc; ++i) {
         std::string k = argv[i];
         if (k == "--shared") shared = true;
@@ -67,15 +69,21 @@ int main(int argc, char** argv) {
         else if (i + 1 < argc && k == "--offset-pages") offset_pages = std::strtoull(argv[++i], nullptr, 10);
         else if (i + 1 < argc && k == "--written") written_file = argv[++i];
         else if (i + 1 < argc && k == "--hold-ms") hold_ms = std::strtoull(argv[++i], nullptr, 10);
+        else if (i + 1 < argc && k == "--expect") expect_file = argv[++i];
         else {
             std::fprintf(stderr, "maptest: unknown option %s\n", k.c_str());
             return 2;
         }
     }
     const size_t ps = 4096;
-    std::vector<unsigned char> orig;
-    if (!read_file(path, orig) || orig.size() % ps || orig.size() <= offset_pages * ps) {
+    std::vector<unsigned char> orig, file_before;
+    if (!read_file(path, file_before) || file_before.size() % ps || file_before.size() <= offset_pages * ps) {
         std::fprintf(stderr, "maptest: %s: cannot read, or not a whole number of pages\n", path.c_str());
+        return 1;
+    }
+    orig = file_before;
+    if (!expect_file.empty() && (!read_file(expect_file, orig) || orig.size() != file_before.size())) {
+        std::fprintf(stderr, "maptest: %s: cannot read, or not the size of %s\n", expect_file.c_str(), path.c_str());
         return 1;
     }
     const size_t off = offset_pages * ps, len = orig.size() - off, pages = len / ps;
@@ -132,7 +140,7 @@ int main(int argc, char** argv) {
     msync(mem, len, MS_SYNC);
     std::vector<unsigned char> after;
     read_file(path, after);
-    const bool file_unchanged = after == orig;
+    const bool file_unchanged = after == file_before;
     if (!file_unchanged) std::fprintf(stderr, "maptest: the image file was written\n");
     munmap(mem, len);
     if (!written_file.empty()) {

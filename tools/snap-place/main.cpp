@@ -4,7 +4,7 @@
 
 int main(int argc, char** argv) {
     snap::place_tool::Options opt;
-    CLI::App app{"Put the page data of a split on tiers (dram, numa:N, dax:PATH, file:DIR) and write the placed\n"
+    CLI::App app{"Put the page data of a split on tiers (dram, numa:N, dax:PATH, file:DIR, redis://HOST:PORT/NS) and write the placed\n"
                  "artifact: the plan, where every part went, and the cost model's restore estimate.\n"
                  "Classes without --tier are placed by the cost model among --tiers, under --budget.",
                  "snap-place"};
@@ -30,6 +30,22 @@ int main(int argc, char** argv) {
     app.add_flag("--no-layout", opt.no_layout,
                  "Do not write the image-order layout file beside an RO part on a byte-addressable tier");
     app.add_flag("--dry-run", opt.dry_run, "Choose tiers and print the estimate; write nothing");
-    app.add_option("split", opt.split, "The split artifact")->required()->type_name("SPLIT");
-    return snap::cli::run_tool("snap-place", app, argc, argv, opt.common, [&] { return snap::place_tool::run(opt); });
+    app.add_option("--chunk-size", opt.chunk_size, "Pool tiers: raw bytes per content-addressed chunk, a multiple of the page size")
+        ->capture_default_str()->type_name("SIZE");
+    app.add_option("--name", opt.name, "Pool tiers: also register the manifest under this name (replacing what it named)")
+        ->type_name("NAME");
+    app.add_option("--pool-replicas", opt.pool_replicas, "Pool tiers: wait until this many replicas hold the new chunks")
+        ->type_name("N")->capture_default_str();
+    auto* pool = app.add_option("--pool", opt.pool, "Manage a pool instead of placing: with --list, --remove, --collect, --fetch or --calibrate")
+        ->type_name("URL");
+    app.add_flag("--list", opt.list, "--pool: list the registered manifests (digest, names, chunks)")->needs(pool);
+    app.add_option("--remove", opt.remove, "--pool: unregister a manifest (by digest or name); its chunks go at the next --collect")
+        ->type_name("DIGEST|NAME")->needs(pool);
+    app.add_flag("--collect", opt.collect, "--pool: delete every chunk that no registered manifest or running placement names")->needs(pool);
+    app.add_option("--fetch", opt.fetch, "--pool: write a registered manifest (by digest or name) to -o FILE")
+        ->type_name("DIGEST|NAME")->needs(pool);
+    app.add_flag("--calibrate", opt.calibrate,
+                 "--pool: measure the pool's fetch latency and bandwidth and print them as a --cost-file")->needs(pool);
+    app.add_option("split", opt.split, "The split artifact")->type_name("SPLIT");
+    return snap::cli::run_tool("snap-place", app, argc, argv, opt.common, [&] { return opt.pool.empty() ? snap::place_tool::run(opt) : snap::place_tool::run_pool(opt); });
 }

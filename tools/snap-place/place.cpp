@@ -91,7 +91,15 @@ nlohmann::json outcome_json(const placed::PlaceResult& r, const placed::Manifest
                             {"digest", hash::to_hex(p.digest)},
                             {"compression", placed::compression_name(p.compression)}};
         j["layout_path"] = p.layout_path.empty() ? nlohmann::json(nullptr) : nlohmann::json(p.layout_path);
-        if (i < r.outcomes.size()) j["reused"] = r.outcomes[i].reused;
+        if (i < r.outcomes.size()) {
+            auto& oc = r.outcomes[i];
+            j["reused"] = oc.reused;
+            if (p.compression == placed::Compression::chunks)
+                j["pool"] = {{"chunk_bytes", p.frame_bytes},     {"chunks", oc.chunks},
+                             {"distinct_chunks", oc.distinct_chunks}, {"chunks_uploaded", oc.chunks_uploaded},
+                             {"chunks_present", oc.chunks_present},   {"bytes_uploaded", oc.bytes_uploaded},
+                             {"bytes_present", oc.bytes_present}};
+        }
         parts.push_back(j);
     }
     return parts;
@@ -100,6 +108,9 @@ nlohmann::json outcome_json(const placed::PlaceResult& r, const placed::Manifest
 }  // namespace
 
 int run(const Options& opt) {
+    if (opt.split.empty()) throw UsageError("no split given", "snap-place SPLIT -o PLACED [--tier CLASS=TIER ...]");
+    if (opt.list || opt.collect || opt.calibrate || !opt.remove.empty() || !opt.fetch.empty())
+        throw UsageError("--list, --remove, --collect, --fetch and --calibrate need --pool URL");
     const std::string& out = opt.common.output;
     if (out.empty() && !opt.dry_run) throw UsageError("no output given", "use -o FILE (or --dry-run to see the estimate)");
     if (out == "-" && opt.common.json && opt.common.report.empty())
@@ -131,6 +142,13 @@ int run(const Options& opt) {
     req.compress = opt.compress;
     req.layout = !opt.no_layout;
     req.zstd_level = opt.zstd_level;
+    uint64_t chunk = tier::parse_size(opt.chunk_size);
+    if (chunk == 0 || chunk > pool::kMaxChunkBytes) throw UsageError("--chunk-size is between one page and 4M");
+    req.chunk_bytes = static_cast<uint32_t>(chunk);
+    req.pool_name = opt.name;
+    req.pool_replicas = opt.pool_replicas;
+    if (!opt.name.empty() && !pool::valid_name(opt.name))
+        throw UsageError("--name '" + opt.name + "': a name is 1-128 characters of A-Z a-z 0-9 . _ -");
 
     const std::string out_dir = out.empty() || out == "-" ? "." : dir_of(out);
     const std::string staging = opt.staging.empty() ? out_dir : opt.staging;
@@ -141,8 +159,13 @@ int run(const Options& opt) {
     for (auto& t : opt.tiers)
         for (auto& s : split_commas(t)) specs.push_back(s);
     if (specs.empty()) specs = {"dram", "file:" + out_dir};
+    auto parse = [](const std::string& text) {
+        auto t = tier::parse_tier(text);
+        if (t.kind == tier::TierKind::pool) t.location = pool::parse_pool_url(t.location).text;  // one spelling
+        return t;
+    };
     for (auto& s : specs) {
-        auto t = tier::parse_tier(s);
+        auto t = parse(s);
         tier::resolve_location(t, staging);
         add_tier(set, std::move(t));
     }
@@ -150,7 +173,7 @@ int run(const Options& opt) {
         auto eq = a.find('=');
         if (eq == std::string::npos) throw UsageError("--tier '" + a + "': expected CLASS=TIER", "e.g. --tier rw=dram");
         PageClass c = parse_class(a.substr(0, eq));
-        auto t = tier::parse_tier(a.substr(eq + 1));
+        auto t = parse(a.substr(eq + 1));
         tier::resolve_location(t, staging);
         int ci = static_cast<int>(c);
         if (req.fixed[ci] >= 0) throw UsageError("class " + a.substr(0, eq) + " is given --tier twice");
@@ -223,8 +246,15 @@ int run(const Options& opt) {
         if (!opt.dry_run)
             for (size_t i = 0; i < res.manifest.parts.size(); ++i) {
                 auto& p = res.manifest.parts[i];
-                text += "  " + std::string(class_name(p.cls)) + " -> " + p.path + " (" + tier::format_size(p.stored_bytes) +
-                        (res.outcomes[i].reused ? ", already there" : "") + ")\n";
+                auto& oc = res.outcomes[i];
+                if (p.compression == placed::Compression::chunks)
+                    text += "  " + std::string(class_name(p.cls)) + " -> " + p.path + " (" + std::to_string(oc.chunks) + " chunks, " +
+                            std::to_string(oc.distinct_chunks) + " distinct: " + std::to_string(oc.chunks_uploaded) + " uploaded (" +
+                            tier::format_size(oc.bytes_uploaded) + "), " + std::to_string(oc.chunks_present) +
+                            " already in the pool (" + tier::format_size(oc.bytes_present) + "))\n";
+                else
+                    text += "  " + std::string(class_name(p.cls)) + " -> " + p.path + " (" + tier::format_size(p.stored_bytes) +
+                            (oc.reused ? ", already there" : "") + ")\n";
                 if (!p.layout_path.empty()) text += "     and in image order (sparse, for tiered): " + p.layout_path + "\n";
             }
         text += est.to_text();

@@ -24,8 +24,17 @@ struct Options {
     int zstd_level = 1;
     std::string frame_size = "64K";
     bool dry_run = false;
+    // Pool tiers (redis://…): the chunk size, a name to register the manifest under, replicas to wait for.
+    std::string chunk_size = "16K";
+    std::string name;
+    int pool_replicas = 0;
+    // Pool management (no split): --pool URL with one of --list, --remove, --collect, --fetch, --calibrate.
+    std::string pool;
+    bool list = false, collect = false, calibrate = false;
+    std::string remove, fetch;
 };
 
 int run(const Options& opt);
+int run_pool(const Options& opt);  // pool.cpp
 
 }  // namespace snap::place_tool

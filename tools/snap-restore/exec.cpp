@@ -74,14 +74,38 @@ nlohmann::json read_report(const std::string& path) {
 int run_exec(const Options& opt, Context& ctx) {
     const auto& r = ctx.placed();
     const std::string image = image_path(opt, r);
-    struct stat st{};
-    if (::stat(image.c_str(), &st) != 0) throw_errno(image);
-    if (!S_ISREG(st.st_mode)) throw BadInput(image, "not a regular file");
-    if (uint64_t(st.st_size) != r.image().size_bytes)
-        throw BadInput(image, std::to_string(st.st_size) + " bytes, the placed artifact's image has " +
-                                  std::to_string(r.image().size_bytes));
     restore::MappingPlan plan = ctx.build_plan(opt, image);
     const bool record = !opt.record.empty();
+    // A userfaultfd schedule reads nothing from the image (snapshots in a pool restore on a
+    // host that never had it): when the image is absent, the VMM maps a placeholder of the
+    // right size, made here (sparse, 0600) and removed when the VMM is done.
+    struct stat st{};
+    std::string placeholder;
+    if (::stat(image.c_str(), &st) != 0) {
+        if (errno == ENOENT && !(plan.demand || record))
+            throw Error(image + ": no such file (the " + std::string(restore::strategy_name(plan.strategy)) +
+                            " schedule maps the image)",
+                        ExitCode::runtime,
+                        "restore with --strategy tiered or reap (every page from the parts), or --materialize the image first");
+        if (errno != ENOENT) throw_errno(image);
+        if (!opt.dry_run) {
+            file::create_placeholder(image, r.image().size_bytes);
+            placeholder = image;
+            if (::stat(image.c_str(), &st) != 0) throw_errno(image);
+        }
+        cli::info(image + " is absent: the VMM maps a placeholder; every page comes from the parts");
+    } else {
+        if (!S_ISREG(st.st_mode)) throw BadInput(image, "not a regular file");
+        if (uint64_t(st.st_size) != r.image().size_bytes)
+            throw BadInput(image, std::to_string(st.st_size) + " bytes, the placed artifact's image has " +
+                                      std::to_string(r.image().size_bytes));
+    }
+    struct RemovePlaceholder {
+        const std::string& path;
+        ~RemovePlaceholder() {
+            if (!path.empty()) ::unlink(path.c_str());
+        }
+    } remove_placeholder{placeholder};
     if (record) {
         // Recording: everything on demand, one page per fault, so that every first touch is seen.
         plan.base = restore::Base::anon;
@@ -106,7 +130,8 @@ int run_exec(const Options& opt, Context& ctx) {
         }
     }
     nlohmann::json j = {{"front_end", "exec"}, {"strategy", restore::strategy_name(plan.strategy)}, {"placed", opt.placed},
-                        {"image", image}, {"plan", plan.to_json()}, {"mappings", plan.mappings}};
+                        {"image", image}, {"plan", plan.to_json()}, {"mappings", plan.mappings},
+                        {"image_placeholder", !placeholder.empty()}};
     j["verify"] = ctx.check_json();
     j["verify"]["image"] = opt.no_verify ? "skipped" : image_check;
     if (opt.dry_run) {
@@ -133,8 +158,10 @@ int run_exec(const Options& opt, Context& ctx) {
     std::unique_ptr<restore::PlacedSource> source;
     std::unique_ptr<uffd::UnixListener> listener;
     if (plan.demand) {
-        source = std::make_unique<restore::PlacedSource>(r);
-        if (plan.strategy == restore::Strategy::tiered) source->populate_rw();  // the handler's own set-up
+        source = std::make_unique<restore::PlacedSource>(r, ctx.pool_options());
+        // The handler's own set-up: RW ready to install; RO too when it must be installed
+        // (in a pool or compressed: no layout file maps it in place).
+        if (plan.strategy == restore::Strategy::tiered) source->populate_rw(plan.base != restore::Base::file);
         listener = std::make_unique<uffd::UnixListener>(sock_file);
     }
     {
@@ -249,6 +276,7 @@ int run_exec(const Options& opt, Context& ctx) {
         j["uffd_stats"] = rec_stats.to_json();
         j["bytes_decompressed"] = source->bytes_decompressed();
         j["bytes_loaded"] = source->bytes_loaded();
+        j["pool"] = source->pool_json();
     }
     if (served && record) {
         recording.image = r.image();

@@ -28,6 +28,10 @@ int main(int argc, char** argv) {
     app.add_option("--granule", opt.granule, "--serve: bytes resolved around each fault")->type_name("SIZE")->capture_default_str();
     app.add_option("--accept-timeout", opt.accept_timeout_s, "--serve: seconds to wait for the VMM to connect (0 = forever)")
         ->type_name("SECONDS")->capture_default_str();
+    app.add_option("--pool-cache", opt.pool_cache, "Pool parts: memory for fetched chunks (the oldest are dropped first)")
+        ->type_name("SIZE")->capture_default_str();
+    app.add_option("--pool-prefetch", opt.pool_prefetch, "Pool parts: chunks fetched ahead (in part order) after a miss, 0 = none")
+        ->type_name("N")->capture_default_str();
     app.add_option("--preload", opt.preload, "The preload library (default: ../lib/libsnaprestore.so beside snap-restore)")
         ->type_name("PATH");
     app.add_flag("--verify", opt.verify,

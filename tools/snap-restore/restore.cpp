@@ -44,13 +44,17 @@ Context::Context(const Options& opt) {
     // everything now; --no-verify: nothing).
     const uint64_t t0 = now_ns();
     no_verify_ = opt.no_verify;
+    pool_options_.cache_bytes = tier::parse_size(opt.pool_cache);
+    pool_options_.prefetch_chunks = opt.pool_prefetch;
     if (!opt.no_verify) checked_ = placed::check_parts(*placed_, !opt.verify);
     check_ns_ = now_ns() - t0;
 }
 
 nlohmann::json Context::check_json() const {
     return {{"parts", no_verify_ ? "skipped" : "checked"}, {"files_hashed", checked_.files_hashed},
-            {"files_remembered", checked_.files_remembered}, {"bytes_hashed", checked_.bytes_hashed}, {"ns", check_ns_}};
+            {"files_remembered", checked_.files_remembered}, {"bytes_hashed", checked_.bytes_hashed},
+            {"pool_parts", checked_.pool_parts},  // each chunk checked against its name as it arrives
+            {"ns", check_ns_}};
 }
 
 restore::MappingPlan Context::build_plan(const Options& opt, const std::string& image_path) const {
@@ -65,9 +69,11 @@ restore::MappingPlan Context::build_plan(const Options& opt, const std::string& 
         b.max_mappings = limit > 8192 ? limit - 4096 : limit / 2;  // the VMM needs its own
     }
     auto refs = restore::part_refs(*placed_);
-    // A part that is missing or short is named now, not inside the VMM.
+    // A part that is missing or short is named now, not inside the VMM (pool parts: when a
+    // chunk is fetched).
     if (strategy_ != restore::Strategy::vanilla)
-        for (const auto& p : placed_->parts()) placed::PartSource check(p);
+        for (const auto& p : placed_->parts())
+            if (p.compression != placed::Compression::chunks) placed::PartSource check(p);
     return restore::build_plan(placed_->plan(), refs, image_path, b);
 }
 

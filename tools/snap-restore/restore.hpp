@@ -37,6 +37,8 @@ struct Options {
     bool dry_run = false;
     bool no_warm = false;
     std::string granule = "64K";
+    std::string pool_cache = "256M";   // pool parts: decoded chunks kept in memory
+    uint32_t pool_prefetch = 16;       // pool parts: chunks read ahead after a miss
     double accept_timeout_s = 60;
 };
 
@@ -52,6 +54,8 @@ public:
     const placed::CheckStats& checked() const { return checked_; }
     uint64_t check_ns() const { return check_ns_; }
     nlohmann::json check_json() const;  // {"parts", "files_hashed", "files_remembered", "bytes_hashed", "ns"}
+    // How pool parts are read (--pool-cache, --pool-prefetch).
+    pool::ReadOptions pool_options() const { return pool_options_; }
     // The plan for --exec (and --dry-run), under the mapping budget.
     restore::MappingPlan build_plan(const Options& opt, const std::string& image_path) const;
     // The report goes to stdout or -o FILE; JSON with --json, else the text lines.
@@ -63,6 +67,7 @@ private:
     placed::CheckStats checked_;
     uint64_t check_ns_ = 0;
     bool no_verify_ = false;
+    pool::ReadOptions pool_options_;
 };
 
 // Front-ends (exec.cpp, serve.cpp, restore.cpp).

@@ -18,7 +18,7 @@ namespace snap::restore_tool {
 
 int run_serve(const Options& opt, Context& ctx) {
     const auto& r = ctx.placed();
-    restore::PlacedSource source(r);
+    restore::PlacedSource source(r, ctx.pool_options());
     uffd::ServeOptions so;
     so.server.granule_bytes = tier::parse_size(opt.granule);
     if (so.server.granule_bytes == 0 || so.server.granule_bytes % r.page_size())
@@ -36,6 +36,10 @@ int run_serve(const Options& opt, Context& ctx) {
         so.eager = restore::serve_installs(plan);
         if (plan.strategy == restore::Strategy::reap)
             so.on_connected = [&](const uffd::FirecrackerPeer&, uffd::FaultServer&) { source.load_hot_parts(); };
+        else if (plan.strategy != restore::Strategy::vanilla)
+            // Hot parts that cannot be read in place (in a pool, compressed) are fetched whole
+            // before listening, not page by page while the guest waits.
+            source.populate_rw(true);
         if (plan.strategy == restore::Strategy::faasnap)
             notes.push_back("faasnap's loading set is installed before serving, not paged in concurrently");
     }
@@ -58,6 +62,7 @@ int run_serve(const Options& opt, Context& ctx) {
     j["ready_ns"] = st.eager_ns;  // handshake done → eager installs done: the guest may run
     j["phases_ns"] = {{"eager", st.eager_ns}, {"serve", st.serve_ns}, {"faults", st.fault_ns}};
     j["bytes_decompressed"] = source.bytes_decompressed();
+    j["pool"] = source.pool_json();
     j["notes"] = notes;
     j["verify"] = ctx.check_json();
     if (so.server.record) j["record"] = opt.record;

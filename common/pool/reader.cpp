@@ -1,0 +1,206 @@
+// SPDX-License-Identifier: Apache-2.0
+// PartReader: demand fetches, the chunk cache and the read-ahead thread.
+#include "reader.hpp"
+
+#include "common/error.hpp"
+
+#include <zstd.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace snap::pool {
+
+PartReader::PartReader(const PoolUrl& url, std::vector<ChunkRef> chunks, ReadOptions opt)
+    : url_(url), chunks_(std::move(chunks)), opt_(opt), store_(url, opt.client) {
+    start_.reserve(chunks_.size());
+    for (auto& c : chunks_) {
+        start_.push_back(raw_bytes_);
+        raw_bytes_ += c.raw_bytes;
+    }
+    inflight_.assign(chunks_.size(), false);
+    dctx_ = ZSTD_createDCtx();
+    if (!dctx_) throw std::bad_alloc();
+}
+
+PartReader::~PartReader() {
+    {
+        std::lock_guard lk(mu_);
+        stop_ = true;
+    }
+    cv_.notify_all();
+    if (prefetcher_.joinable()) prefetcher_.join();
+    ZSTD_freeDCtx(static_cast<ZSTD_DCtx*>(dctx_));
+}
+
+size_t PartReader::chunk_at(uint64_t offset) const {
+    auto it = std::upper_bound(start_.begin(), start_.end(), offset);
+    return static_cast<size_t>(it - start_.begin()) - 1;
+}
+
+void PartReader::insert_locked(size_t i, std::vector<std::byte> bytes, bool prefetched) {
+    if (cache_.count(i)) return;
+    const uint64_t n = bytes.size();
+    // Make room: the least recently used first (never below one entry: a read needs it).
+    while (!lru_.empty() && cached_bytes_ + n > opt_.cache_bytes) {
+        size_t old = lru_.back();
+        lru_.pop_back();
+        cached_bytes_ -= cache_[old].bytes.size();
+        cache_.erase(old);
+    }
+    lru_.push_front(i);
+    Entry& e = cache_[i];
+    e.bytes = std::move(bytes);
+    e.prefetched = prefetched;
+    e.lru = lru_.begin();
+    cached_bytes_ += n;
+}
+
+void PartReader::read(uint64_t offset, size_t len, std::byte* dst) {
+    if (offset > raw_bytes_ || len > raw_bytes_ - offset) throw Error("internal: read past the end of a pool part");
+    if (len == 0) return;
+    const size_t first = chunk_at(offset), last = chunk_at(offset + len - 1);
+    std::vector<size_t> need;
+    {
+        std::unique_lock lk(mu_);
+        for (size_t i = first; i <= last; ++i) {
+            while (inflight_[i] && !cache_.count(i)) {
+                ++stats_.waited;
+                cv_.wait(lk);
+            }
+            if (cache_.count(i)) continue;
+            inflight_[i] = true;
+            need.push_back(i);
+        }
+    }
+    if (!need.empty()) {
+        std::vector<ChunkRef> refs;
+        std::vector<std::vector<std::byte>> bufs(need.size());
+        std::vector<std::byte*> dsts;
+        for (size_t k = 0; k < need.size(); ++k) {
+            refs.push_back(chunks_[need[k]]);
+            bufs[k].resize(chunks_[need[k]].raw_bytes);
+            dsts.push_back(bufs[k].data());
+        }
+        uint64_t moved = 0;
+        try {
+            moved = store_.fetch(refs, dsts, dctx_);
+        } catch (...) {
+            std::lock_guard lk(mu_);
+            for (size_t i : need) inflight_[i] = false;
+            cv_.notify_all();
+            throw;
+        }
+        std::lock_guard lk(mu_);
+        ++stats_.demand_fetches;
+        stats_.demand_chunks += need.size();
+        stats_.demand_bytes += moved;
+        for (size_t k = 0; k < need.size(); ++k) {
+            insert_locked(need[k], std::move(bufs[k]), false);
+            inflight_[need[k]] = false;
+        }
+        // Read ahead from the chunk after the last one this read needed.
+        if (opt_.prefetch_chunks) {
+            for (size_t i = last + 1; i < chunks_.size() && i <= last + opt_.prefetch_chunks; ++i)
+                if (!cache_.count(i) && !inflight_[i]) want_.push_back(i);
+            if (!prefetcher_.joinable()) prefetcher_ = std::thread([this] { prefetch_loop(); });
+        }
+        cv_.notify_all();
+    }
+    std::unique_lock lk(mu_);
+    for (size_t i = first; i <= last; ++i) {
+        auto it = cache_.find(i);
+        if (it == cache_.end()) {
+            // Evicted between fetch and copy (a cache smaller than one read): fetch directly.
+            lk.unlock();
+            std::vector<std::byte> b(chunks_[i].raw_bytes);
+            std::vector<std::byte*> d{b.data()};
+            store_.fetch({chunks_[i]}, d, dctx_);
+            uint64_t lo = std::max<uint64_t>(offset, start_[i]), hi = std::min<uint64_t>(offset + len, start_[i] + chunks_[i].raw_bytes);
+            std::memcpy(dst + (lo - offset), b.data() + (lo - start_[i]), hi - lo);
+            lk.lock();
+            continue;
+        }
+        Entry& e = it->second;
+        if (std::find(need.begin(), need.end(), i) == need.end()) {
+            ++stats_.cache_hits;
+            if (e.prefetched && !e.used) ++stats_.prefetch_hits;
+        }
+        e.used = true;
+        lru_.splice(lru_.begin(), lru_, e.lru);
+        uint64_t lo = std::max<uint64_t>(offset, start_[i]), hi = std::min<uint64_t>(offset + len, start_[i] + chunks_[i].raw_bytes);
+        std::memcpy(dst + (lo - offset), e.bytes.data() + (lo - start_[i]), hi - lo);
+    }
+}
+
+void PartReader::prefetch_loop() {
+    std::unique_ptr<ChunkStore> store;
+    ZSTD_DCtx* dctx = ZSTD_createDCtx();
+    for (;;) {
+        std::vector<size_t> take;
+        {
+            std::unique_lock lk(mu_);
+            cv_.wait(lk, [&] { return stop_ || !want_.empty(); });
+            if (stop_) break;
+            for (size_t i : want_)
+                if (!cache_.count(i) && !inflight_[i]) {
+                    inflight_[i] = true;
+                    take.push_back(i);
+                }
+            want_.clear();
+        }
+        if (take.empty()) continue;
+        std::vector<ChunkRef> refs;
+        std::vector<std::vector<std::byte>> bufs(take.size());
+        std::vector<std::byte*> dsts;
+        for (size_t k = 0; k < take.size(); ++k) {
+            refs.push_back(chunks_[take[k]]);
+            bufs[k].resize(chunks_[take[k]].raw_bytes);
+            dsts.push_back(bufs[k].data());
+        }
+        uint64_t moved = 0;
+        bool ok = true;
+        try {
+            if (!store) store = std::make_unique<ChunkStore>(url_, opt_.client);
+            moved = store->fetch(refs, dsts, dctx);
+        } catch (const std::exception& e) {
+            ok = false;
+            store.reset();  // reconnect next time
+            std::lock_guard lk(mu_);
+            if (prefetch_error_.empty()) prefetch_error_ = e.what();
+        }
+        std::lock_guard lk(mu_);
+        if (ok) {
+            stats_.prefetched_chunks += take.size();
+            stats_.prefetched_bytes += moved;
+        }
+        for (size_t k = 0; k < take.size(); ++k) {
+            if (ok) insert_locked(take[k], std::move(bufs[k]), true);
+            inflight_[take[k]] = false;
+        }
+        cv_.notify_all();
+    }
+    ZSTD_freeDCtx(dctx);
+}
+
+void PartReader::read_all(std::byte* dst) {
+    std::vector<std::byte*> dsts;
+    dsts.reserve(chunks_.size());
+    for (size_t i = 0; i < chunks_.size(); ++i) dsts.push_back(dst + start_[i]);
+    uint64_t moved = store_.fetch(chunks_, dsts, dctx_);
+    std::lock_guard lk(mu_);
+    stats_.bulk_chunks += chunks_.size();
+    stats_.bulk_bytes += moved;
+}
+
+ReadStats PartReader::stats() const {
+    std::lock_guard lk(mu_);
+    return stats_;
+}
+
+std::string PartReader::prefetch_error() const {
+    std::lock_guard lk(mu_);
+    return prefetch_error_;
+}
+
+}  // namespace snap::pool
