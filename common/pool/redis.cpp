@@ -323,7 +323,7 @@ struct RedisCluster::Impl {
     std::vector<Node> nodes;
     std::vector<int> slot_owner = std::vector<int>(kSlots, -1);  // node index; cluster mode only
     size_t plain = 0;                                            // the node, plain mode
-    uint64_t round_trips = 0, commands = 0;
+    uint64_t round_trips = 0, commands = 0, redirects = 0;
 
     ~Impl() {
         for (auto& n : nodes)
@@ -599,6 +599,7 @@ struct RedisCluster::Impl {
                                 if (!failure) failure = PoolError(nodes[n].name, what(c) + ": " + e);
                                 continue;
                             }
+                            ++redirects;
                             if (++p.redirects > kMaxRedirects) {
                                 if (!failure)
                                     failure = PoolError(nodes[n].name, what(c) + ": still redirected after " +
@@ -644,6 +645,7 @@ bool RedisCluster::is_cluster() const { return impl_->cluster; }
 std::vector<Endpoint> RedisCluster::masters() const { return impl_->masters(); }
 uint64_t RedisCluster::round_trips() const { return impl_->round_trips; }
 uint64_t RedisCluster::commands() const { return impl_->commands; }
+uint64_t RedisCluster::redirects() const { return impl_->redirects; }
 
 std::string RedisCluster::node_for(std::string_view key) const {
     return impl_->nodes[impl_->route(key)].name;

@@ -116,6 +116,7 @@ public:
 
     uint64_t round_trips() const;  // pipelines flushed (one per node per batch chunk)
     uint64_t commands() const;     // commands sent, ASKING and CLUSTER SLOTS included
+    uint64_t redirects() const;    // MOVED, ASK and TRYAGAIN replies followed
 
     struct Impl;
 
