@@ -34,7 +34,8 @@ redis_cleanup() { redis_stop_all; }
 
 _redis_setup() {
   if [ -z "$_redis_root" ]; then
-    _redis_root=$(mktemp -d "${SNAPKIT_WORK:-${TMPDIR:-/tmp}}/redis.XXXXXX") || return 1
+    local base=${SNAPKIT_WORK:-${TMPDIR:-/tmp}}
+    mkdir -p "$base" && _redis_root=$(mktemp -d "$base/redis.XXXXXX") || return 1
     : > "$_redis_root/pids"
   fi
   if [ -z "$_redis_trapped" ]; then
@@ -46,9 +47,10 @@ _redis_setup() {
     else
       trap redis_cleanup EXIT
     fi
-    local sig
-    for sig in INT TERM HUP; do
-      [ -n "$(trap -p $sig)" ] || trap "exit 129" $sig
+    local sig code
+    for sig in HUP:129 INT:130 TERM:143; do
+      code=${sig#*:} sig=${sig%:*}
+      [ -n "$(trap -p $sig)" ] || trap "exit $code" $sig
     done
   fi
   if [ -z "$_redis_watchdog" ] || ! kill -0 "$_redis_watchdog" 2> /dev/null; then
@@ -59,6 +61,8 @@ _redis_setup() {
       for pid in $(cat "$list" 2> /dev/null); do
         [ "$(cat /proc/$pid/comm 2> /dev/null)" = redis-server ] && kill -KILL "$pid" 2> /dev/null
       done
+      sleep 0.2
+      rm -rf "${list%/pids}"
     ) < /dev/null > /dev/null 2>&1 &
     _redis_watchdog=$!
   fi
