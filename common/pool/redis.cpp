@@ -218,6 +218,32 @@ std::vector<SlotRange> parse_cluster_slots(const redisReply& reply, const Endpoi
     return out;
 }
 
+std::optional<Redirect> parse_redirect(std::string_view error, const Endpoint& from) {
+    Redirect r;
+    if (error.starts_with("MOVED "))
+        error.remove_prefix(6);
+    else if (error.starts_with("ASK "))
+        error.remove_prefix(4), r.ask = true;
+    else
+        return std::nullopt;
+    size_t sp = error.find(' ');
+    if (sp == std::string_view::npos || sp == 0 || sp > 5) return std::nullopt;
+    std::string_view slot = error.substr(0, sp), addr = error.substr(sp + 1);
+    size_t colon = addr.rfind(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    std::string_view host = addr.substr(0, colon), port = addr.substr(colon + 1);
+    auto digits = [](std::string_view t) {
+        return !t.empty() && t.size() <= 5 && std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; });
+    };
+    if (!digits(slot) || !digits(port)) return std::nullopt;
+    r.slot = std::stoi(std::string(slot));
+    r.to.port = std::stoi(std::string(port));
+    if (r.slot >= kSlots || r.to.port < 1 || r.to.port > 65535) return std::nullopt;
+    if (host.starts_with('[') && host.ends_with(']')) host = host.substr(1, host.size() - 2);
+    r.to.host = host.empty() ? from.host : std::string(host);
+    return r;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The client
 
@@ -284,28 +310,6 @@ struct Cmd {
 // A reply handler: true if the reply has the expected shape.
 using OnReply = std::function<bool(size_t index, const redisReply& reply)>;
 
-// "MOVED 3999 127.0.0.1:6381" / "ASK 3999 [::1]:6381" / "MOVED 3999 :6381" (same host).
-bool parse_redirect(std::string_view err, std::string_view word, const std::string& current_host, int& slot,
-                    Endpoint& to) {
-    if (!err.starts_with(word) || err.size() <= word.size() || err[word.size()] != ' ') return false;
-    std::string_view rest = err.substr(word.size() + 1);
-    size_t sp = rest.find(' ');
-    if (sp == std::string_view::npos) return false;
-    try {
-        slot = std::stoi(std::string(rest.substr(0, sp)));
-        std::string_view addr = rest.substr(sp + 1);
-        size_t colon = addr.rfind(':');
-        if (colon == std::string_view::npos) return false;
-        std::string_view host = addr.substr(0, colon);
-        if (host.starts_with('[') && host.ends_with(']')) host = host.substr(1, host.size() - 2);
-        to.host = host.empty() ? current_host : std::string(host);
-        to.port = std::stoi(std::string(addr.substr(colon + 1)));
-    } catch (const std::exception&) {
-        return false;
-    }
-    return slot >= 0 && slot < kSlots && to.port > 0 && to.port < 65536;
-}
-
 }  // namespace
 
 struct RedisCluster::Impl {
@@ -323,7 +327,7 @@ struct RedisCluster::Impl {
     std::vector<Node> nodes;
     std::vector<int> slot_owner = std::vector<int>(kSlots, -1);  // node index; cluster mode only
     size_t plain = 0;                                            // the node, plain mode
-    uint64_t round_trips = 0, commands = 0;
+    uint64_t round_trips = 0, commands = 0, redirects = 0;
 
     ~Impl() {
         for (auto& n : nodes)
@@ -360,6 +364,10 @@ struct RedisCluster::Impl {
             redisFree(c);
             throw PoolError(n.name, "cannot set the io timeout: " + why);
         }
+        // hiredis frees its read buffer whenever it empties past 16 KiB (maxbuf): with 64 KiB
+        // values that is a malloc and free per reply. Keep it: it never grows past one reply
+        // plus one read.
+        c->reader->maxbuf = 0;
         n.ctx = c;
         return c;
     }
@@ -590,23 +598,21 @@ struct RedisCluster::Impl {
                         ReplyPtr r = read(n, what(c));
                         if (r->type == REDIS_REPLY_ERROR) {
                             std::string e = reply_text(*r);
-                            int slot;
-                            Endpoint to;
-                            bool is_moved = parse_redirect(e, "MOVED", nodes[n].ep.host, slot, to);
-                            bool is_ask = !is_moved && parse_redirect(e, "ASK", nodes[n].ep.host, slot, to);
+                            std::optional<Redirect> redirect = parse_redirect(e, nodes[n].ep);
                             bool is_retry = e.starts_with("TRYAGAIN");
-                            if (!is_moved && !is_ask && !is_retry) {
+                            if (!redirect && !is_retry) {
                                 if (!failure) failure = PoolError(nodes[n].name, what(c) + ": " + e);
                                 continue;
                             }
+                            ++redirects;
                             if (++p.redirects > kMaxRedirects) {
                                 if (!failure)
                                     failure = PoolError(nodes[n].name, what(c) + ": still redirected after " +
                                                                            std::to_string(kMaxRedirects) + " tries (" + e + ")");
                                 continue;
                             }
-                            p.ask = is_ask ? static_cast<int>(node_index(to)) : -1;
-                            if (is_moved) moved.emplace_back(slot, to);
+                            p.ask = redirect && redirect->ask ? static_cast<int>(node_index(redirect->to)) : -1;
+                            if (redirect && !redirect->ask) moved.emplace_back(redirect->slot, redirect->to);
                             todo.push_back(p);
                             continue;
                         }
@@ -644,6 +650,7 @@ bool RedisCluster::is_cluster() const { return impl_->cluster; }
 std::vector<Endpoint> RedisCluster::masters() const { return impl_->masters(); }
 uint64_t RedisCluster::round_trips() const { return impl_->round_trips; }
 uint64_t RedisCluster::commands() const { return impl_->commands; }
+uint64_t RedisCluster::redirects() const { return impl_->redirects; }
 
 std::string RedisCluster::node_for(std::string_view key) const {
     return impl_->nodes[impl_->route(key)].name;

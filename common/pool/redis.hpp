@@ -72,6 +72,16 @@ struct SlotRange {
 // (file = "CLUSTER SLOTS") on a malformed reply.
 std::vector<SlotRange> parse_cluster_slots(const redisReply& reply, const Endpoint& asked);
 
+// An error reply that redirects a key: "MOVED 3999 127.0.0.1:6381", "ASK 3999 ::1:6381" (Redis
+// prints IPv6 without brackets; with them is accepted too), "MOVED 3999 :6381" (empty host:
+// the node that replied, `from`). nullopt: any other error.
+struct Redirect {
+    bool ask = false;  // ASK (this key, this once) rather than MOVED (the slot, from now on)
+    int slot = 0;
+    Endpoint to;
+};
+std::optional<Redirect> parse_redirect(std::string_view error, const Endpoint& from);
+
 // A key or value for messages: printable ASCII kept, anything else as \xHH, cut at 80 chars.
 std::string printable(std::string_view bytes);
 
@@ -116,6 +126,7 @@ public:
 
     uint64_t round_trips() const;  // pipelines flushed (one per node per batch chunk)
     uint64_t commands() const;     // commands sent, ASKING and CLUSTER SLOTS included
+    uint64_t redirects() const;    // MOVED, ASK and TRYAGAIN replies followed
 
     struct Impl;
 

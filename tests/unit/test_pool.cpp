@@ -181,3 +181,28 @@ TEST_CASE("PoolError: names the node, exit code 1") {
     CHECK(e.node() == "127.0.0.1:7000");
     CHECK(e.code() == snap::ExitCode::runtime);
 }
+
+TEST_CASE("redirections: MOVED and ASK replies") {
+    Endpoint from{"10.0.0.9", 7000};
+    auto m = parse_redirect("MOVED 3999 127.0.0.1:6381", from);
+    REQUIRE(m);
+    CHECK_FALSE(m->ask);
+    CHECK(m->slot == 3999);
+    CHECK(m->to == Endpoint{"127.0.0.1", 6381});
+    auto a = parse_redirect("ASK 0 ::1:7001", from);
+    REQUIRE(a);
+    CHECK(a->ask);
+    CHECK(a->slot == 0);
+    CHECK(a->to == Endpoint{"::1", 7001});
+    CHECK(parse_redirect("ASK 16383 [fe80::1]:7001", from)->to == Endpoint{"fe80::1", 7001});
+    CHECK(parse_redirect("MOVED 12 :7002", from)->to == Endpoint{"10.0.0.9", 7002});  // unknown endpoint
+    CHECK(parse_redirect("MOVED 12 pool-3.example:7002", from)->to == Endpoint{"pool-3.example", 7002});
+    CHECK_FALSE(parse_redirect("MOVED 16384 h:1", from));
+    CHECK_FALSE(parse_redirect("MOVED x h:1", from));
+    CHECK_FALSE(parse_redirect("MOVED 1 h:0", from));
+    CHECK_FALSE(parse_redirect("MOVED 1 h", from));
+    CHECK_FALSE(parse_redirect("MOVED 1", from));
+    CHECK_FALSE(parse_redirect("MOVEDX 1 h:1", from));
+    CHECK_FALSE(parse_redirect("TRYAGAIN Multiple keys request during rehashing of slot", from));
+    CHECK_FALSE(parse_redirect("ERR unknown command", from));
+}
