@@ -22,9 +22,12 @@ ensure_snapshot hello
 W=${SNAPKIT_WORK:-$(mktemp -d)}
 rm -rf "$W" && mkdir -p "$W"
 DAX=/dev/shm/snapkit-pool-$$
-trap 'rm -rf "$DAX"' EXIT  # before the servers start: redis.bash prepends its cleanup
+trap 'rm -rf "$DAX"' EXIT
 mkdir -m 0700 "$DAX"
 redis_start_cluster C 3 || fail "cannot start a 3-master redis cluster"
+# ours first (its failure must not skip it), then the servers' (redis.bash: a trap set after
+# the first start replaces its own and must call redis_cleanup itself)
+trap 'rm -rf "$DAX"; redis_cleanup' EXIT
 read -r C1 C2 C3 <<< "$C"
 URL=redis://127.0.0.1:$C1,127.0.0.1:$C2,127.0.0.1:$C3/vmtest
 B=$SNAPKIT_BIN
