@@ -25,12 +25,12 @@ pages=$((MIB * 256))
 "$BIN/mkfixture" img ls $pages 5 --zero-pct 5 --random-pct 100 > /dev/null
 "$BIN/snap-split" -q --mem img -o s.split ls
 for c in 4K 64K; do
-  "$BIN/snap-place" --pool "redis://127.0.0.1:$PORT/cal" --calibrate --chunk-size $c -o cal$c.json 2> cal$c.err
+  "$BIN/snap-place" --pool "redis://127.0.0.1:$PORT/cal" --calibrate --chunk-size $c --json > cal$c.json
 done
-"$BIN/snap-place" -q s.split -o all4k.placed --tier rw=redis://127.0.0.1:$PORT/b4 --tier ro=redis://127.0.0.1:$PORT/b4 \
-  --tier cold=redis://127.0.0.1:$PORT/b4 --chunk-size 4K
+"$BIN/snap-place" -q s.split -o all4k.placed > /dev/null --tier rw=redis://127.0.0.1:$PORT/b4 --tier ro=redis://127.0.0.1:$PORT/b4 \
+  --tier cold=redis://127.0.0.1:$PORT/b4 --chunk-size 4K > /dev/null
 "$BIN/snap-place" -q s.split -o all64k.placed --tier rw=redis://127.0.0.1:$PORT/b64 --tier ro=redis://127.0.0.1:$PORT/b64 \
-  --tier cold=redis://127.0.0.1:$PORT/b64 --chunk-size 64K
+  --tier cold=redis://127.0.0.1:$PORT/b64 --chunk-size 64K > /dev/null
 regions="$((MIB * 3 / 4)),$((MIB - MIB * 3 / 4))"
 serve() {  # serve NAME PLACED CLIENT-ARGS -- SERVER-ARGS
   local name=$1 placed=$2; shift 2
@@ -48,8 +48,7 @@ serve fault all4k.placed --threads 1 --order random -- --strategy vanilla --gran
 python3 - "$W" <<'PY'
 import json, os, sys
 w = sys.argv[1]
-cal4, cal64 = (json.load(open(os.path.join(w, "cal%s.json" % c)))["pool"] for c in ("4K", "64K"))
-meas = {c: json.loads(open(os.path.join(w, "cal%s.err" % c)).read().split(": ", 2)[-1]) for c in ("4K", "64K")}
+meas = {c: json.load(open(os.path.join(w, "cal%s.json" % c)))["measured"] for c in ("4K", "64K")}
 out = {"get_4k_p50_us": meas["4K"]["get_p50_us"], "pipelined_4k_gbps": meas["4K"]["pipelined_gbps"],
        "get_64k_p50_us": meas["64K"]["get_p50_us"], "pipelined_64k_gbps": meas["64K"]["pipelined_gbps"]}
 for name in ("bulk64", "bulk4"):

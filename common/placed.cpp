@@ -931,7 +931,7 @@ PlaceResult place(const SplitReader& split, const PlaceRequest& req, const std::
     // name) before the manifest file appears, and only after every chunk was acknowledged:
     // no manifest ever names a chunk the pool does not hold.
     res.digest = write_manifest(plan, res.manifest, split.digest(), out_path, store ? std::function<void(uint64_t, const std::string&)>(
-        [&](uint64_t digest, const std::string& bytes) { store->register_manifest(digest, bytes, pool_ids, req.pool_name); })
+        [&](uint64_t digest, const std::string& bytes) { res.replaced = store->register_manifest(digest, bytes, pool_ids, req.pool_name); })
         : std::function<void(uint64_t, const std::string&)>());
     return res;
 }

@@ -200,6 +200,7 @@ struct PlaceResult {
     cost::Estimate estimate;
     std::vector<PartOutcome> outcomes;
     uint64_t digest = 0;
+    std::optional<uint64_t> replaced;  // pool: the manifest --name named before (still registered)
 };
 
 // Choose tiers (cost::choose), write the parts (temp + rename, named by digest; an existing

@@ -105,12 +105,17 @@ uint64_t ChunkStore::fetch(const std::vector<ChunkRef>& refs, const std::vector<
     return moved;
 }
 
-void ChunkStore::register_manifest(uint64_t digest, const std::string& bytes, const std::vector<ChunkId>& ids,
-                                   const std::string& name) {
+std::optional<uint64_t> ChunkStore::register_manifest(uint64_t digest, const std::string& bytes, const std::vector<ChunkId>& ids,
+                                                      const std::string& name) {
     const std::string d = hash::to_hex(digest);
     client_.set({{url_.ns + ":r:" + d, pack_ids(ids)}});   // what it names first: collection reads r
     client_.set({{url_.ns + ":m:" + d, bytes}});
-    if (!name.empty()) client_.set({{url_.ns + ":n:" + name, d}});
+    if (name.empty()) return std::nullopt;
+    auto before = client_.get({url_.ns + ":n:" + name});
+    client_.set({{url_.ns + ":n:" + name, d}});
+    uint64_t prev = 0;
+    if (before[0] && *before[0] != d && hash::from_hex(*before[0], prev)) return prev;
+    return std::nullopt;
 }
 
 std::vector<ChunkStore::Registered> ChunkStore::list() {
@@ -216,13 +221,17 @@ ChunkStore::CollectStats ChunkStore::collect(uint64_t lock_ttl_ms) {
             }
         }
     } release{this, lock, token};
+    // Leases before manifests: a placement registers its manifest before it drops its lease,
+    // so a lease gone by the time it is looked for left a manifest that the later look at
+    // manifests finds. (The other order lost chunks: manifests read before one is registered,
+    // then its lease dropped before leases are read.)
     std::set<ChunkId> live;
-    for (auto& k : client_.scan(url_.ns + ":r:*")) {
-        ++st.manifests;
-        for (auto& id : ids_at(k)) live.insert(id);
-    }
     for (auto& k : client_.scan(url_.ns + ":lease:*")) {
         ++st.leases;
+        for (auto& id : ids_at(k)) live.insert(id);
+    }
+    for (auto& k : client_.scan(url_.ns + ":r:*")) {
+        ++st.manifests;
         for (auto& id : ids_at(k)) live.insert(id);
     }
     st.live_chunks = live.size();

@@ -15,8 +15,8 @@
 //
 // Placement: lease the chunk ids → wait while a collection holds NS:gc → EXISTS → SET the
 // missing chunks (acknowledged) → write the manifest file → register r, then m, then the name
-// → drop the lease. Collection: take NS:gc → read every r and every lease (the live set) →
-// delete every chunk outside it → release. A placement that saw "no collection" wrote its
+// → drop the lease. Collection: take NS:gc → read every lease, then every r (the live set;
+// this order matters: see collect()) → delete every chunk outside it → release. A placement that saw "no collection" wrote its
 // lease before the collection took the lock, so the collection reads it; one that saw the lock
 // waits for its end. Chunks are never overwritten (SET NX): same name, same bytes.
 #pragma once
@@ -59,7 +59,11 @@ public:
         uint64_t chunks = 0;
         std::vector<std::string> names;
     };
-    void register_manifest(uint64_t digest, const std::string& bytes, const std::vector<ChunkId>& ids, const std::string& name);
+    // Returns the digest the name pointed at before, if it pointed at another manifest (that
+    // one stays registered, so that a restore using it goes on working: --remove it when
+    // nothing uses it any more).
+    std::optional<uint64_t> register_manifest(uint64_t digest, const std::string& bytes, const std::vector<ChunkId>& ids,
+                                              const std::string& name);
     std::vector<Registered> list();
     // Remove a manifest (by digest hex or by name): its registration and every name that points
     // at it. Chunks stay until a collection. Returns the digest removed; nullopt if none matched.

@@ -161,16 +161,22 @@ assert [m["names"] for m in j["manifests"]] == [["other"]], j
 assert j["manifests"][0]["chunks"] == int(sys.argv[2]), (j, sys.argv[2])
 PY
 "$BIN/snap-restore" o.placed --materialize o.img > /dev/null && cmp o.img img3 || fail "other does not restore after collection"
+"$BIN/snap-stat" --pool --json o.placed > op.json || fail "snap-stat --pool: $(cat op.json)"
+python3 -c "
+import json; j = json.load(open('op.json'))['pool']
+assert j['registered'] and j['manifests'] == 1, j
+for p in j['parts']: assert p['chunks_missing'] == 0 and p['chunks_shared'] == 0 and p['unique_bytes'] > 0, p" ||
+  fail "snap-stat --pool: $(cat op.json)"
 # Racing: collections in a loop while three placements run; every placement restores after.
-( for i in $(seq 30); do "$BIN/snap-place" --pool "$U" --collect > /dev/null 2>&1; done ) &
+( for i in $(seq 60); do "$BIN/snap-place" --pool "$U" --collect > /dev/null 2>&1; done ) &
 gcpid=$!
-for i in 1 2 3; do
+for i in 1 2 3 4 5 6; do
   "$BIN/snap-place" s.split -o r$i.placed --tier rw=dram --tier ro="$U" --tier cold="$U" --chunk-size $((4 * i))K > /dev/null ||
     fail "placement $i during collections"
 done
 wait $gcpid
 "$BIN/snap-place" --pool "$U" --collect > /dev/null || fail "final collect"
-for i in 1 2 3; do "$BIN/snap-stat" --verify r$i.placed > /dev/null || fail "placement $i lost a chunk to a collection"; done
+for i in 1 2 3 4 5 6; do "$BIN/snap-stat" --verify r$i.placed > /dev/null || fail "placement $i lost a chunk to a collection"; done
 
 # 5. A node killed mid-restore: the VMM is stopped with an error naming the node, no hang.
 "$BIN/snap-restore" r1.placed --strategy tiered --image img --pool-prefetch 0 --exec -- "$BIN/maptest" img --expect keep.img --hold-ms 1500 > kill.out 2> kill.err &

@@ -215,6 +215,10 @@ int run(const Options& opt) {
         est = res.estimate;
         for (auto& oc : res.outcomes)
             cli::info(std::string(class_name(oc.cls)) + ": " + (oc.reused ? "kept " : "wrote ") + oc.path);
+        if (res.replaced)
+            cli::note("the name " + opt.name + " named " + hash::to_hex(*res.replaced) +
+                      " before; it stays registered (its chunks stay) until snap-place --pool URL --remove " +
+                      hash::to_hex(*res.replaced));
     }
 
     if (opt.common.json) {
@@ -239,6 +243,10 @@ int run(const Options& opt) {
             j["output"] = out;
             j["digest"] = hash::to_hex(res.digest);
             j["parts"] = outcome_json(res, res.manifest);
+            if (!opt.name.empty()) {
+                j["name"] = opt.name;
+                j["replaced"] = res.replaced ? nlohmann::json(hash::to_hex(*res.replaced)) : nlohmann::json(nullptr);
+            }
         }
         cli::print_report(opt.common.report, j);
     } else {

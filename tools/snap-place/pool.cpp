@@ -123,10 +123,14 @@ int run_pool(const Options& opt) {
         auto m = calibrate(store.client(), url.ns, static_cast<uint32_t>(chunk));
         // The product is a cost file (snap-place --cost-file FILE): {"pool": {...}} alone,
         // whatever --json says; what was measured goes to stderr.
+        // With -o the cost file goes there and the report to stdout (JSON with --json); without
+        // -o the cost file is the product on stdout, unless --json asks for the report.
         nlohmann::json cost = {{"pool", m["pool"]}};
-        cli::note("pool " + url.text + ": " + m["measured"].dump());
         if (!opt.common.output.empty()) file::write_report(opt.common.output, cost.dump(2) + "\n");
-        else cli::print_json(cost);
+        nlohmann::json report = {{"pool", url.text}, {"cost", cost}, {"measured", m["measured"]}};
+        if (opt.common.json) cli::print_report(opt.common.report, report);
+        else if (opt.common.output.empty()) cli::print_json(cost);
+        else cli::print_text("pool " + url.text + ": " + m["measured"].dump() + "\n");
         return 0;
     }
     if (opt.common.json) cli::print_report(opt.common.report, j);
