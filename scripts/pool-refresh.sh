@@ -33,7 +33,8 @@ What to refresh:
   --merge SPEC        passed to snap-split (several loading sets)
 
 Placement:
-  --tier CLASS=TIER   where a class goes (repeatable; default ro, rw and cold on --pool)
+  --tier CLASS=URL    which pool a class goes to (repeatable; default ro, rw and cold on
+                      --pool); every class goes to a pool, never to a local part file
   --chunk-size BYTES  passed to snap-place
   --no-collect        retire the previous manifest but leave collection to another job
 
@@ -87,11 +88,24 @@ done
 [ -n "$dir" ] || die_usage "--dir is required"
 # The name becomes a file name and a pool key: keep it to a safe alphabet.
 case $fn in *[!A-Za-z0-9._-]* | .* ) die_usage "--function '$fn': use letters, digits, '.', '_', '-' (not first '.')" ;; esac
+[ ${#fn} -le 128 ] || die_usage "--function: at most 128 characters"
 [ -n "$image" ] || [ -n "$snapshot" ] || die_usage "give --image FILE or --snapshot CMD"
 [ ${#loadsets[@]} -gt 0 ] || [ -n "$record" ] || die_usage "give --loadset LS or --record CMD"
 [ ${#loadsets[@]} -eq 0 ] || [ -z "$record" ] || die_usage "--loadset and --record exclude each other"
 case $lock_timeout in '' | *[!0-9]*) die_usage "--lock-timeout '$lock_timeout': a number of seconds" ;; esac
 [ ${#tiers[@]} -gt 0 ] || tiers=("ro=$pool" "rw=$pool" "cold=$pool")
+# Every class on a pool: a part file in this script's temporaries would go with them, and the
+# candidate tiers are exactly these (snap-place's default, dram and file:OUTDIR, would put the
+# temporary directory into the manifest, and no two runs would ever give the same digest).
+candidates=()
+for t in "${tiers[@]}"; do
+  case $t in
+    [A-Za-z]*=redis://*) ;;
+    *) die_usage "--tier '$t': CLASS=redis://... (every class of a refreshed snapshot lives in a pool)" ;;
+  esac
+  u=${t#*=}
+  case " ${candidates[*]} " in *" $u "*) ;; *) candidates+=("$u") ;; esac
+done
 [ -z "$bin" ] || PATH=$bin:$PATH
 for t in snap-split snap-place snap-stat flock; do
   command -v "$t" > /dev/null || { echo "$prog: error: $t: not found" >&2; exit 1; }
@@ -142,11 +156,12 @@ log "start (lock $lockfile held)"
 rm -rf "$dir"/.refresh.* 2> /dev/null
 work=$(mktemp -d "$dir/.refresh.XXXXXX") || fail setup
 
+# The hooks get no fd 9: a VMM they leave running must not hold the lock.
 # --- snapshot --------------------------------------------------------------------------------
 if [ -n "$snapshot" ]; then
   target=${image:-$work/image.mem}
   log "snapshot: running the snapshot hook"
-  SNAPKIT_IMAGE=$target SNAPKIT_FUNCTION=$fn sh -c "$snapshot" > "$work/snapshot.out" 2> "$work/snapshot.err" < /dev/null ||
+  SNAPKIT_IMAGE=$target SNAPKIT_FUNCTION=$fn sh -c "$snapshot" > "$work/snapshot.out" 2> "$work/snapshot.err" < /dev/null 9>&- ||
     fail snapshot "$work/snapshot.err"
   [ -f "$target" ] && [ -s "$target" ] || { log "snapshot: the hook exited 0 but wrote no image at $target"; fail snapshot; }
   image=$target
@@ -158,7 +173,7 @@ log "image $image ($(stat -c %s "$image") bytes)"
 if [ -n "$record" ]; then
   log "record: snap-record --method $method"
   SNAPKIT_IMAGE=$image SNAPKIT_FUNCTION=$fn snap-record --method "$method" --mem "$image" -o "$work/run.ls" \
-    -- sh -c "$record" > "$work/record.out" 2> "$work/record.err" < /dev/null || fail record "$work/record.err"
+    -- sh -c "$record" > "$work/record.out" 2> "$work/record.err" < /dev/null 9>&- || fail record "$work/record.err"
   loadsets=("$work/run.ls")
 fi
 
@@ -166,7 +181,7 @@ fi
 split_args=(--mem "$image" -o "$work/$fn.split")
 [ -z "$merge" ] || split_args+=(--merge "$merge")
 snap-split "${split_args[@]}" "${loadsets[@]}" > /dev/null 2> "$work/split.err" || fail split "$work/split.err"
-log "split: $(snap-stat "$work/$fn.split" 2> /dev/null | grep -m1 -i 'pages' | tr -s ' ')"
+log "split: $(snap-stat "$work/$fn.split" 2> /dev/null | head -1 | sed 's/^[^:]*: //')"
 
 # --- the manifest the pool names now ---------------------------------------------------------
 # The text form of --list: "DIGEST  N chunks  NAME[,NAME...]".
@@ -183,6 +198,7 @@ log "current manifest in the pool: ${old:-none}"
 [ -z "$old" ] || { grep -qx "$old" "$dir/retired" 2> /dev/null || echo "$old" >> "$dir/retired"; }
 place_args=("$work/$fn.split" -o "$work/$fn.placed" --name "$fn" --json)
 for t in "${tiers[@]}"; do place_args+=(--tier "$t"); done
+for u in "${candidates[@]}"; do place_args+=(--tiers "$u"); done
 [ -z "$chunk_size" ] || place_args+=(--chunk-size "$chunk_size")
 snap-place "${place_args[@]}" > "$work/place.json" 2> "$work/place.err" || fail place "$work/place.err"
 # Sums of the per-part pool counters; the JSON is one object, compact or indented.

@@ -26,23 +26,21 @@ registered() { snap-place --pool "$POOL" --list | grep -c .; }
 # refresh FN LOG [ARGS...]: one run for function FN, its log in LOG; returns its exit status
 refresh() {
   local f=$1 logf=$2; shift 2
-  "$REFRESH" --function "$f" --pool "$POOL" --dir "state/$f" --image "img/$f.mem" --loadset base.ls \
+  "$REFRESH" --function "$f" --pool "$POOL" --dir "state/$f" --image "img/$f.mem" --loadset "img/$f.ls" \
     --log "$logf" "$@"
 }
 uploaded() { sed -n 's/.*uploaded [0-9]* chunks (\([0-9]*\) bytes).*/\1/p' "$1" | tail -1; }
 
-# --- ten images: one base (2048 pages), each function with 4 pages of its own -----------------
-"$BIN/mkfixture" base.mem base.ls 2048 7 > /dev/null || fail "mkfixture"
+# --- ten images of 2048 pages: one base, each function with a few pages of its own -----------
+# (mkfixture --variant: same pages touched in the same order, the loading set made for it)
 mkdir -p img
 for i in $(seq 1 $N); do
-  cp base.mem "img/fn$i.mem"
-  "$BIN/mkimage" "patch$i" --mib 1 --zero-pct 0 --seed $((100 + i)) > /dev/null || fail "mkimage"
-  dd if="patch$i" of="img/fn$i.mem" bs=4096 count=4 seek=$((i * 150)) conv=notrunc status=none || fail "dd"
+  "$BIN/mkfixture" "img/fn$i.mem" "img/fn$i.ls" 2048 7 --variant "$i" > /dev/null || fail "mkfixture"
 done
 
 # --- usage ------------------------------------------------------------------------------------
 "$REFRESH" --help | grep -q -- '--function NAME' || fail "--help"
-"$REFRESH" --pool "$POOL" --dir x --image base.mem --loadset base.ls 2> usage.err; rc=$?
+"$REFRESH" --pool "$POOL" --dir x --image img/fn1.mem --loadset img/fn1.ls 2> usage.err; rc=$?
 [ "$rc" = 2 ] && grep -q -- '--function is required' usage.err || fail "no --function: exit $rc: $(cat usage.err)"
 
 # --- first round: every function placed, shared chunks stored once ----------------------------
@@ -76,8 +74,7 @@ done
 
 # --- a changed image: only its new chunks go up; the previous manifest is retired -------------
 old2=$(snap-place --pool "$POOL" --list | awk '$4 == "fn2" { print $1 }')
-"$BIN/mkimage" patch2b --mib 1 --zero-pct 0 --seed 999 > /dev/null
-dd if=patch2b of=img/fn2.mem bs=4096 count=4 seek=1000 conv=notrunc status=none
+"$BIN/mkfixture" img/fn2.mem img/fn2.ls 2048 7 --variant 12 > /dev/null || fail "mkfixture"
 refresh fn2 r3-fn2.log || fail "changed fn2: $(cat r3-fn2.log)"
 u=$(uploaded r3-fn2.log)
 [ "$u" -gt 0 ] && [ "$u" -lt $((first / 4)) ] || fail "changed fn2 uploaded $u bytes: $(cat r3-fn2.log)"
@@ -101,7 +98,7 @@ wait "$holder"
 hook='echo "start $(date +%s%N)" >> '"$W"'/spans; cp '"$W"'/img/fn6.mem "$SNAPKIT_IMAGE"; sleep 1; echo "end $(date +%s%N)" >> '"$W"'/spans'
 rm -f spans
 for k in a b; do
-  "$REFRESH" --function fn6 --pool "$POOL" --dir state/fn6 --snapshot "$hook" --loadset base.ls --log "conc-$k.log" &
+  "$REFRESH" --function fn6 --pool "$POOL" --dir state/fn6 --snapshot "$hook" --loadset img/fn6.ls --log "conc-$k.log" &
 done
 wait -n || fail "a concurrent run failed: $(cat conc-a.log conc-b.log)"
 wait -n || fail "a concurrent run failed: $(cat conc-a.log conc-b.log)"
@@ -111,7 +108,7 @@ ls -a state/fn6 | grep -q '^\.refresh\.' && fail "temporaries left in state/fn6"
 
 # --- remove 9 of 10, collect: exactly the tenth's chunks remain --------------------------------
 # The expected set, independently: the tenth alone placed into an empty namespace.
-snap-split --mem img/fn10.mem -o solo.split base.ls 2> solo.err || fail "solo split: $(cat solo.err)"
+snap-split --mem img/fn10.mem -o solo.split img/fn10.ls 2> solo.err || fail "solo split: $(cat solo.err)"
 S=redis://127.0.0.1:$P/solo
 snap-place solo.split -o solo.placed --tier ro=$S --tier rw=$S --tier cold=$S > /dev/null 2> solo.err || fail "solo place: $(cat solo.err)"
 chunks solo > expected.txt
