@@ -81,8 +81,23 @@ u=$(uploaded r3-fn2.log)
 grep -q "retire: unregistered previous manifest $old2" r3-fn2.log || fail "fn2's old manifest not retired: $(cat r3-fn2.log)"
 snap-place --pool "$POOL" --list | grep -q "^$old2 " && fail "$old2 still registered"
 [ "$(registered)" = $N ] || fail "after the change: $(snap-place --pool "$POOL" --list)"
-snap-place --pool "$POOL" --fetch fn2 -o fetched2.placed 2> fetch.err || fail "fetch fn2: $(cat fetch.err)"
+snap-place --pool "$POOL" --fetch fn2 -o fetched2.placed > /dev/null 2> fetch.err || fail "fetch fn2: $(cat fetch.err)"
 cmp -s fetched2.placed state/fn2/current || fail "the pool's fn2 is not state/fn2/current"
+
+# --- failures: exit 1, the step named, the current manifest untouched -------------------------
+cp state/fn3/current fn3.before
+"$REFRESH" --function fn3 --pool "$POOL" --dir state/fn3 --snapshot 'echo no vmm here >&2; exit 3' \
+  --loadset img/fn3.ls 2> hookfail.log; rc=$?
+[ "$rc" = 1 ] && grep -q 'snapshot: no vmm here' hookfail.log && grep -q 'failed at step snapshot' hookfail.log ||
+  fail "a failing snapshot hook: exit $rc: $(cat hookfail.log)"
+redis_start_plain DEAD || fail "cannot start a second redis-server"
+redis_kill_node "$DEAD"
+"$REFRESH" --function fn3 --pool "redis://127.0.0.1:$DEAD/t" --dir state/fn3 --image img/fn3.mem \
+  --loadset img/fn3.ls 2> deadpool.log; rc=$?
+[ "$rc" = 1 ] && grep -q "127.0.0.1:$DEAD" deadpool.log && grep -q 'failed at step list' deadpool.log ||
+  fail "an unreachable pool: exit $rc: $(cat deadpool.log)"
+cmp -s fn3.before state/fn3/current || fail "a failed run changed state/fn3/current"
+ls -a state/fn3 | grep -q '^\.refresh\.' && fail "a failed run left temporaries: $(ls -a state/fn3)"
 
 # --- the lock: a held lock and --no-wait: exit 75 with a message; two runs serialized ---------
 flock state/fn5/fn5.lock sleep 2 &
