@@ -6,7 +6,7 @@
 # collect the chunks nothing references. Calls the snap tools only; see --help and snapkit(7).
 set -u
 umask 077
-prog=pool-refresh
+prog='pool-refresh'
 
 usage() {
   cat << 'EOF'
@@ -56,8 +56,8 @@ Exit status: 0 refreshed or unchanged (a run on an unchanged image uploads nothi
 EOF
 }
 
-fn= pool= dir= image= snapshot= record= method=pagemap merge= chunk_size= logfile= bin=
-no_collect= no_wait= lock_timeout=3600
+fn='' pool='' dir='' image='' snapshot='' record='' method=pagemap merge='' chunk_size='' logfile='' bin=''
+no_collect='' no_wait='' lock_timeout=3600
 loadsets=() tiers=()
 die_usage() { echo "$prog: error: $*" >&2; echo "$prog: hint: see --help" >&2; exit 2; }
 need() { [ $# -ge 2 ] || die_usage "$1 needs a value"; }

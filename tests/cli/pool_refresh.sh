@@ -15,6 +15,8 @@ source "$ROOT/tests/lib/redis.bash"
 redis_available || { echo "skipped: redis-server or redis-cli is not installed"; exit 77; }
 command -v flock > /dev/null || { echo "skipped: flock(1) is not installed"; exit 77; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# temporaries DIR: does a run's .refresh.* directory remain in DIR?
+temporaries() { compgen -G "$1/.refresh.*" > /dev/null; }
 export PATH="$BIN:$PATH"
 REFRESH=$ROOT/scripts/pool-refresh.sh
 N=10
@@ -48,7 +50,7 @@ for i in $(seq 1 $N); do
   refresh "fn$i" "r1-fn$i.log" || fail "round 1 fn$i: $(cat "r1-fn$i.log")"
   grep -q 'done: refreshed' "r1-fn$i.log" || fail "round 1 fn$i: $(cat "r1-fn$i.log")"
   [ -f "state/fn$i/current" ] || fail "round 1 fn$i: no state/fn$i/current"
-  ls -a "state/fn$i" | grep -q '^\.refresh\.' && fail "round 1 fn$i: temporaries left: $(ls -a "state/fn$i")"
+  temporaries "state/fn$i" && fail "round 1 fn$i: temporaries left: $(ls -a "state/fn$i")"
 done
 first=$(uploaded r1-fn1.log)
 for i in $(seq 2 $N); do
@@ -97,7 +99,7 @@ redis_kill_node "$DEAD"
 [ "$rc" = 1 ] && grep -q "127.0.0.1:$DEAD" deadpool.log && grep -q 'failed at step list' deadpool.log ||
   fail "an unreachable pool: exit $rc: $(cat deadpool.log)"
 cmp -s fn3.before state/fn3/current || fail "a failed run changed state/fn3/current"
-ls -a state/fn3 | grep -q '^\.refresh\.' && fail "a failed run left temporaries: $(ls -a state/fn3)"
+temporaries state/fn3 && fail "a failed run left temporaries: $(ls -a state/fn3)"
 
 # --- the lock: a held lock and --no-wait: exit 75 with a message; two runs serialized ---------
 flock state/fn5/fn5.lock sleep 2 &
@@ -119,7 +121,7 @@ wait -n || fail "a concurrent run failed: $(cat conc-a.log conc-b.log)"
 wait -n || fail "a concurrent run failed: $(cat conc-a.log conc-b.log)"
 [ "$(awk '{ print $1 }' spans | tr '\n' ' ')" = "start end start end " ] || fail "runs overlapped: $(cat spans)"
 cat conc-a.log conc-b.log | grep -q 'waiting up to' || fail "neither run waited: $(cat conc-a.log conc-b.log)"
-ls -a state/fn6 | grep -q '^\.refresh\.' && fail "temporaries left in state/fn6"
+temporaries state/fn6 && fail "temporaries left in state/fn6"
 
 # --- remove 9 of 10, collect: exactly the tenth's chunks remain --------------------------------
 # The expected set, independently: the tenth alone placed into an empty namespace.
