@@ -50,8 +50,9 @@ Files in DIR: current (the manifest in use, replaced by rename), FUNCTION.lock (
 retired (digests still to unregister after an interrupted run), .refresh.* (a run's
 temporaries, removed at exit or by the next run).
 
-Exit status: 0 refreshed or unchanged (a run on an unchanged image uploads nothing and logs
-"unchanged"), 1 a step failed (the log names it), 2 usage, 75 the lock is held (--no-wait or
+Exit status: 0 refreshed or unchanged (a run on an unchanged image and loading sets uploads
+nothing and logs "unchanged"; re-recorded, "page data unchanged": a recording holds times, so
+the manifest is new though no chunk is), 1 a step failed (the log names it), 2 usage, 75 the lock is held (--no-wait or
 --lock-timeout). One log line per event: "TIME pool-refresh[PID] FUNCTION: EVENT".
 EOF
 }
@@ -259,6 +260,9 @@ fi
 
 if [ -n "$old" ] && [ "$old" = "$new" ] && [ "$up_bytes" = 0 ]; then
   log "done: unchanged (manifest $new, 0 bytes uploaded)"
+elif [ -n "$old" ] && [ "$up_bytes" = 0 ]; then
+  # A re-recorded loading set is never byte-identical (it holds times): same pages, new manifest.
+  log "done: page data unchanged (0 bytes uploaded); manifest $old -> $new (the loading set changed)"
 else
   log "done: refreshed (manifest ${old:-none} -> $new, $up_bytes bytes uploaded)"
 fi
