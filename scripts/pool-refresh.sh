@@ -52,8 +52,9 @@ temporaries, removed at exit or by the next run).
 
 Exit status: 0 refreshed or unchanged (a run on an unchanged image and loading sets uploads
 nothing and logs "unchanged"; re-recorded, "page data unchanged": a recording holds times, so
-the manifest is new though no chunk is), 1 a step failed (the log names it), 2 usage, 75 the lock is held (--no-wait or
---lock-timeout). One log line per event: "TIME pool-refresh[PID] FUNCTION: EVENT".
+the manifest is new though no chunk is), 1 a step failed (the log names it), 2 usage, 75 the
+lock is held (--no-wait or --lock-timeout). One log line per event:
+"TIME pool-refresh[PID] FUNCTION: EVENT".
 EOF
 }
 
