@@ -262,8 +262,9 @@ fi
 if [ -n "$old" ] && [ "$old" = "$new" ] && [ "$up_bytes" = 0 ]; then
   log "done: unchanged (manifest $new, 0 bytes uploaded)"
 elif [ -n "$old" ] && [ "$up_bytes" = 0 ]; then
-  # A re-recorded loading set is never byte-identical (it holds times): same pages, new manifest.
-  log "done: page data unchanged (0 bytes uploaded); manifest $old -> $new (the loading set changed)"
+  # Same chunks, another manifest: a re-recorded loading set is never byte-identical (it holds
+  # times), and another spelling of the pool is another tier name.
+  log "done: page data unchanged (0 bytes uploaded); new manifest $old -> $new"
 else
   log "done: refreshed (manifest ${old:-none} -> $new, $up_bytes bytes uploaded)"
 fi

@@ -123,6 +123,11 @@ wait -n || fail "a concurrent run failed: $(cat conc-a.log conc-b.log)"
 cat conc-a.log conc-b.log | grep -q 'waiting up to' || fail "neither run waited: $(cat conc-a.log conc-b.log)"
 temporaries state/fn6 && fail "temporaries left in state/fn6"
 
+# A pool spelled with two seeds (one server twice): snap-place --tiers keeps the URL whole.
+"$REFRESH" --function fn9 --pool "redis://127.0.0.1:$P,localhost:$P/t" --dir state/fn9 --image img/fn9.mem \
+  --loadset img/fn9.ls 2> seeds.log || fail "two seeds: $(cat seeds.log)"
+[ "$(uploaded seeds.log)" = 0 ] && grep -q 'done: page data unchanged' seeds.log || fail "two seeds: $(cat seeds.log)"
+
 # --- remove 9 of 10, collect: exactly the tenth's chunks remain --------------------------------
 # The expected set, independently: the tenth alone placed into an empty namespace.
 snap-split --mem img/fn10.mem -o solo.split img/fn10.ls 2> solo.err || fail "solo split: $(cat solo.err)"
