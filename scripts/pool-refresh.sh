@@ -53,7 +53,8 @@ temporaries, removed at exit or by the next run).
 Exit status: 0 refreshed or unchanged (a run on an unchanged image and loading sets uploads
 nothing and logs "unchanged"; re-recorded, "page data unchanged": a recording holds times, so
 the manifest is new though no chunk is), 1 a step failed (the log names it), 2 usage, 75 the
-lock is held (--no-wait or --lock-timeout). One log line per event:
+lock is held (--no-wait or --lock-timeout), 128+N stopped by signal N (SIGTERM: 143; the
+temporaries go, what was swapped stays). One log line per event:
 "TIME pool-refresh[PID] FUNCTION: EVENT".
 EOF
 }
@@ -119,12 +120,12 @@ if [ -n "$logfile" ]; then
 fi
 log() { printf '%s %s[%s] %s: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$prog" "$$" "$fn" "$*" >&2; }
 
-work=
+work='' step=setup
 cleanup() { [ -z "$work" ] || rm -rf "$work"; }
 trap cleanup EXIT
-trap 'log "interrupted (SIGINT); nothing swapped after this point"; exit 130' INT
-trap 'log "interrupted (SIGTERM); nothing swapped after this point"; exit 143' TERM
-trap 'log "interrupted (SIGHUP); nothing swapped after this point"; exit 129' HUP
+trap 'log "interrupted (SIGINT) at step $step; temporaries removed"; exit 130' INT
+trap 'log "interrupted (SIGTERM) at step $step; temporaries removed"; exit 143' TERM
+trap 'log "interrupted (SIGHUP) at step $step; temporaries removed"; exit 129' HUP
 
 # fail STEP FILE: log the step and the first lines its tool wrote to stderr, exit 1.
 fail() {
@@ -140,6 +141,7 @@ mkdir -p "$dir" 2> /dev/null || { log "cannot create --dir $dir"; log "failed at
 lockfile=$dir/$fn.lock
 
 # --- lock: one refresh per function at a time -----------------------------------------------
+step='lock'
 exec 9>> "$lockfile" || { log "cannot open lock file $lockfile"; fail lock; }
 if ! flock -n 9; then
   if [ -n "$no_wait" ]; then
@@ -160,6 +162,7 @@ work=$(mktemp -d "$dir/.refresh.XXXXXX") || fail setup
 
 # The hooks get no fd 9: a VMM they leave running must not hold the lock.
 # --- snapshot --------------------------------------------------------------------------------
+step='snapshot'
 if [ -n "$snapshot" ]; then
   target=${image:-$work/image.mem}
   log "snapshot: running the snapshot hook"
@@ -172,6 +175,7 @@ fi
 log "image $image ($(stat -c %s "$image") bytes)"
 
 # --- record ----------------------------------------------------------------------------------
+step='record'
 if [ -n "$record" ]; then
   log "record: snap-record --method $method"
   SNAPKIT_IMAGE=$image SNAPKIT_FUNCTION=$fn snap-record --method "$method" --mem "$image" -o "$work/run.ls" \
@@ -180,12 +184,14 @@ if [ -n "$record" ]; then
 fi
 
 # --- split -----------------------------------------------------------------------------------
+step='split'
 split_args=(--mem "$image" -o "$work/$fn.split")
 [ -z "$merge" ] || split_args+=(--merge "$merge")
 snap-split "${split_args[@]}" "${loadsets[@]}" > /dev/null 2> "$work/split.err" || fail split "$work/split.err"
 log "split: $(snap-stat "$work/$fn.split" 2> /dev/null | head -1 | sed 's/^[^:]*: //')"
 
 # --- the manifest the pool names now ---------------------------------------------------------
+step='list'
 # The text form of --list: "DIGEST  N chunks  NAME[,NAME...]".
 pool_list() { snap-place --pool "$pool" --list > "$work/list.txt" 2> "$work/list.err"; }
 digest_named() { awk -v n="$1" '{ k = split($4, a, ","); for (i = 1; i <= k; i++) if (a[i] == n) print $1 }' "$work/list.txt"; }
@@ -195,6 +201,7 @@ old=$(digest_named "$fn")
 log "current manifest in the pool: ${old:-none}"
 
 # --- place -----------------------------------------------------------------------------------
+step='place'
 # Digests to unregister once the new manifest is current, kept in DIR/retired so that a run
 # interrupted after the swap leaves them for the next one (never a manifest nobody removes).
 [ -z "$old" ] || { grep -qx "$old" "$dir/retired" 2> /dev/null || echo "$old" >> "$dir/retired"; }
@@ -213,6 +220,7 @@ new=$(digest_named "$fn")
 log "place: manifest $new registered as $fn; uploaded $up_chunks chunks ($up_bytes bytes), $present bytes already present"
 
 # --- swap the local manifest -----------------------------------------------------------------
+step='swap'
 if [ -f "$dir/current" ] && cmp -s "$work/$fn.placed" "$dir/current"; then
   :
 else
@@ -221,6 +229,7 @@ else
 fi
 
 # --- retire previous manifests ---------------------------------------------------------------
+step='retire'
 if [ -s "$dir/retired" ]; then
   : > "$work/retired"
   while IFS= read -r d; do
@@ -249,6 +258,7 @@ if [ -s "$dir/retired" ]; then
 fi
 
 # --- collect ---------------------------------------------------------------------------------
+step='collect'
 if [ -z "$no_collect" ]; then
   if snap-place --pool "$pool" --collect > "$work/collect.out" 2> "$work/collect.err"; then
     log "collect: $(sed 's/^collected [^:]*: //' "$work/collect.out" | head -1)"
