@@ -171,7 +171,7 @@ if [ -n "$snapshot" ]; then
   [ -f "$target" ] && [ -s "$target" ] || { log "snapshot: the hook exited 0 but wrote no image at $target"; fail snapshot; }
   image=$target
 fi
-[ -f "$image" ] || { log "image $image: not a regular file"; fail snapshot; }
+[ -f "$image" ] || { log "image $image: not a regular file"; fail image; }
 log "image $image ($(stat -c %s "$image") bytes)"
 
 # --- record ----------------------------------------------------------------------------------
