@@ -19,6 +19,8 @@
 #include <climits>
 #include <cerrno>
 #include <cstring>
+#include <map>
+#include <set>
 #include <sstream>
 
 namespace snap::placed {
@@ -936,6 +938,56 @@ PlaceResult place(const SplitReader& split, const PlaceRequest& req, const std::
 
 // ---------------------------------------------------------------------------------------------
 // snap-stat
+
+nlohmann::json pool_view(const PlacedReader& r) {
+    nlohmann::json parts = nlohmann::json::array();
+    std::unique_ptr<pool::ChunkStore> store;
+    std::string url;
+    std::set<pool::ChunkId> others;  // chunks named by other registered manifests
+    uint64_t manifests = 0;
+    bool registered = false;
+    for (auto& p : r.parts()) {
+        if (p.compression != Compression::chunks) continue;
+        if (!store) {
+            url = pool_url_of(p);
+            store = std::make_unique<pool::ChunkStore>(pool::parse_pool_url(url));
+            for (auto& m : store->list()) {
+                ++manifests;
+                if (m.digest == r.digest()) {
+                    registered = true;
+                    continue;
+                }
+                auto v = store->client().get({store->url().ns + ":r:" + hash::to_hex(m.digest)});
+                if (v[0])
+                    for (auto& id : pool::unpack_ids(*v[0])) others.insert(id);
+            }
+        }
+        std::vector<pool::ChunkId> ids;
+        std::map<pool::ChunkId, uint32_t> stored;
+        for (auto& c : p.chunks)
+            if (stored.emplace(c.id, c.stored_bytes).second) ids.push_back(c.id);
+        auto have = store->present(ids);
+        uint64_t present = 0, shared = 0, unique_bytes = 0, shared_bytes = 0;
+        for (size_t i = 0; i < ids.size(); ++i) {
+            present += have[i];
+            if (others.count(ids[i])) {
+                ++shared;
+                shared_bytes += stored[ids[i]];
+            } else {
+                unique_bytes += stored[ids[i]];
+            }
+        }
+        parts.push_back({{"class", class_name(p.cls)},
+                         {"distinct_chunks", ids.size()},
+                         {"chunks_present", present},
+                         {"chunks_missing", ids.size() - present},
+                         {"chunks_shared", shared},
+                         {"shared_bytes", shared_bytes},
+                         {"unique_bytes", unique_bytes}});
+    }
+    if (!store) return nullptr;
+    return {{"url", url}, {"registered", registered}, {"manifests", manifests}, {"parts", parts}};
+}
 
 nlohmann::json describe_placed(const PlacedReader& r) {
     const auto& plan = r.plan();

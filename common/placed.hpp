@@ -207,6 +207,11 @@ struct PlaceResult {
 PlaceResult place(const SplitReader& split, const PlaceRequest& req, const std::string& out_path,
                   const std::function<void(uint64_t bytes_done, uint64_t bytes_total)>& progress = {});
 
+// snap-stat --pool: the pool's side of a placed artifact's pool parts, asked of the pool now:
+// per part, its chunks present and missing there, and how many of them other registered
+// manifests also name (the deduplication: the bytes this snapshot alone costs the pool).
+nlohmann::json pool_view(const PlacedReader& r);
+
 // snap-stat's view of a placed artifact.
 nlohmann::json describe_placed(const PlacedReader& r);
 std::string text_placed(const PlacedReader& r);

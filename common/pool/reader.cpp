@@ -7,9 +7,17 @@
 #include <zstd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 namespace snap::pool {
+
+namespace {
+uint64_t now_ns() {
+    return static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
+}
+}  // namespace
 
 PartReader::PartReader(const PoolUrl& url, std::vector<ChunkRef> chunks, ReadOptions opt)
     : url_(url), chunks_(std::move(chunks)), opt_(opt), store_(url, opt.client) {
@@ -83,6 +91,7 @@ void PartReader::read(uint64_t offset, size_t len, std::byte* dst) {
             dsts.push_back(bufs[k].data());
         }
         uint64_t moved = 0;
+        const uint64_t t0 = now_ns();
         try {
             moved = store_.fetch(refs, dsts, dctx_);
         } catch (...) {
@@ -92,6 +101,7 @@ void PartReader::read(uint64_t offset, size_t len, std::byte* dst) {
             throw;
         }
         std::lock_guard lk(mu_);
+        stats_.demand_ns += now_ns() - t0;
         ++stats_.demand_fetches;
         stats_.demand_chunks += need.size();
         stats_.demand_bytes += moved;
@@ -187,8 +197,10 @@ void PartReader::read_all(std::byte* dst) {
     std::vector<std::byte*> dsts;
     dsts.reserve(chunks_.size());
     for (size_t i = 0; i < chunks_.size(); ++i) dsts.push_back(dst + start_[i]);
+    const uint64_t t0 = now_ns();
     uint64_t moved = store_.fetch(chunks_, dsts, dctx_);
     std::lock_guard lk(mu_);
+    stats_.bulk_ns += now_ns() - t0;
     stats_.bulk_chunks += chunks_.size();
     stats_.bulk_bytes += moved;
 }

@@ -35,6 +35,7 @@ struct ReadStats {
     uint64_t cache_hits = 0;       // chunks a read found in the cache (prefetch hits included)
     uint64_t waited = 0;           // reads that waited for a fetch already in flight
     uint64_t bulk_chunks = 0, bulk_bytes = 0;  // read_all
+    uint64_t demand_ns = 0, bulk_ns = 0;       // time spent fetching (and checking) them
 };
 
 class PartReader {

@@ -15,7 +15,9 @@
 #include "common/error.hpp"
 #include "common/file.hpp"
 #include "common/loadset.hpp"
+#include "common/hash.hpp"
 #include "common/placed.hpp"
+#include "common/pool/chunk.hpp"
 #include "common/split.hpp"
 #include "common/tier.hpp"
 #include "reseal.hpp"
@@ -136,8 +138,36 @@ std::vector<uint8_t> slurp(const std::string& path) {
     req.compress = true;
     req.frame_bytes = 16384;
     snap::placed::place(split, req, dir + "/seed.placed");
+    // And one with a pool part (tier kind pool, PCHK chunk table), written without a server:
+    // the reader never contacts the pool.
+    {
+        snap::placed::PlacedReader pr(dir + "/seed.placed");
+        snap::placed::Manifest m = pr.manifest();
+        snap::tier::TierSpec pool;
+        pool.kind = snap::tier::TierKind::pool;
+        pool.location = "redis://127.0.0.1:6379,127.0.0.1:6380/fuzz";
+        m.tiers.push_back(pool);
+        for (auto& part : m.parts) {
+            if (part.cls != snap::PageClass::cold) continue;
+            part.tier = static_cast<uint32_t>(m.tiers.size() - 1);
+            part.compression = snap::placed::Compression::chunks;
+            part.frame_bytes = 16384;
+            part.frames.clear();
+            part.offset = 0;
+            part.path = pool.location + "#" + snap::hash::to_hex(part.digest) + ".cold";
+            part.chunks.clear();
+            part.stored_bytes = 0;
+            uint64_t n = 0;
+            for (uint32_t len : snap::pool::cut_part(pr.plan(), part.cls, part.frame_bytes)) {
+                part.chunks.push_back({{n, ~n}, len, len / 2 + 8});
+                part.stored_bytes += len / 2 + 8;
+                ++n;
+            }
+        }
+        snap::placed::write_manifest(pr.plan(), m, pr.parent_digest(), dir + "/seed-pool.placed");
+    }
     std::vector<std::vector<uint8_t>> seeds;
-    for (const char* name : {"/seed.ls", "/seed.split", "/seed.placed"}) seeds.push_back(slurp(dir + name));
+    for (const char* name : {"/seed.ls", "/seed.split", "/seed.placed", "/seed-pool.placed"}) seeds.push_back(slurp(dir + name));
 #ifdef SNAPKIT_TESTDATA_DIR
     // And testdata/'s artifacts (a loading set of each method, a split, a placed manifest with
     // a compressed part), in name order so that every run is the same.
@@ -232,10 +262,10 @@ int main(int argc, char** argv) {
     };
     if (argc > 2 && std::string(argv[1]) == "--write-seeds") {
         const std::string out = argv[2];
-        const char* names[] = {"seed-loadset", "seed-split", "seed-placed"};
+        const char* names[] = {"seed-loadset", "seed-split", "seed-placed", "seed-placed-pool"};
         for (size_t i = 0; i < seeds.size(); ++i) {
-            // the built-in three by kind, then testdata/'s artifacts by number
-            const std::string name = i < 3 ? names[i] : "seed-testdata-" + std::to_string(i - 3);
+            // the built-in four by kind, then testdata/'s artifacts by number
+            const std::string name = i < 4 ? names[i] : "seed-testdata-" + std::to_string(i - 4);
             std::ofstream f(out + "/" + name, std::ios::binary);
             f.write(reinterpret_cast<const char*>(seeds[i].data()), static_cast<std::streamsize>(seeds[i].size()));
         }

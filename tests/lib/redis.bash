@@ -154,8 +154,8 @@ redis_wait_cluster_ok() {
 redis_kill_node() {
   local pid=${REDIS_PID_OF[$1]:-}
   [ -n "$pid" ] || { echo "redis: no server of ours on port $1" >&2; return 1; }
-  kill -KILL "$pid" 2> /dev/null
-  wait "$pid" 2> /dev/null
+  kill -KILL "$pid" 2> /dev/null || true
+  wait "$pid" 2> /dev/null || true
   return 0
 }
 
@@ -165,17 +165,18 @@ redis_resume_node() { kill -CONT "${REDIS_PID_OF[$1]:?no server of ours on port 
 
 redis_stop_all() {
   local pid i
-  for pid in "${REDIS_PIDS[@]}"; do kill -TERM "$pid" 2> /dev/null; kill -CONT "$pid" 2> /dev/null; done
+  # `|| true`: safe under `set -e` (a server that already exited makes kill and wait fail)
+  for pid in "${REDIS_PIDS[@]}"; do kill -TERM "$pid" 2> /dev/null || true; kill -CONT "$pid" 2> /dev/null || true; done
   for pid in "${REDIS_PIDS[@]}"; do
     for i in $(seq 50); do kill -0 "$pid" 2> /dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2> /dev/null
-    wait "$pid" 2> /dev/null
+    kill -KILL "$pid" 2> /dev/null || true
+    wait "$pid" 2> /dev/null || true
   done
   REDIS_PIDS=()
   REDIS_PID_OF=()
   if [ -n "$_redis_watchdog" ]; then
-    kill -KILL "$_redis_watchdog" 2> /dev/null
-    wait "$_redis_watchdog" 2> /dev/null
+    kill -KILL "$_redis_watchdog" 2> /dev/null || true
+    wait "$_redis_watchdog" 2> /dev/null || true
     _redis_watchdog=
   fi
   [ -n "$_redis_root" ] && rm -rf "$_redis_root"

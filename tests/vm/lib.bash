@@ -50,3 +50,30 @@ print("%s %s -> %s ok: resumed %.1f ms, result %.1f ms, guest %d us"
       % (r["function"], r["input"], r["answer"], r["resumed_ms"], r["result_ms"], r["guest_us"]))
 PY
 }
+
+# cached_loadset NAME: print the path of a loading set of NAME's snapshot, recorded with its
+# record input (pagemap, huge-page advice dropped, image evicted, as restore_strategies.sh
+# does) once per snapshot and kept beside it in $VMDIR/NAME/pagemap.ls (redone when the
+# snapshot or the recorder's output format changes; the caller splits it with its own tools).
+cached_loadset() {
+    local name=$1 S=$VMDIR/$1
+    local ls=$S/pagemap.ls stamp
+    stamp="$(sha256sum "$S/meta.json" | cut -d' ' -f1) $(stat -c '%s %Y' "$S/mem.img")"
+    (
+        exec 8>"$S/.loadset.lock"
+        flock 8
+        if [ -f "$ls" ] && [ "$(cat "$ls.stamp" 2>/dev/null)" = "$stamp" ] &&
+            "$SNAPKIT_BIN/snap-stat" --json "$ls" > /dev/null 2>&1; then
+            exit 0
+        fi
+        rm -f "$ls" "$ls.stamp"
+        local rec_input
+        rec_input=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['record_input'])" "$S/meta.json")
+        "$SNAPVM" restore --snapshot "$S" --input "$rec_input" --nohuge --cold --json \
+            --wrap "$SNAPKIT_BIN/snap-record --mem $S/mem.img -m pagemap -q -o $ls.tmp --" > "$S/.loadset.json" ||
+            fail "$name: recording restore failed: $(cat "$S/.loadset.json")"
+        mv "$ls.tmp" "$ls"
+        echo "$stamp" > "$ls.stamp"
+    ) >&2 || exit 1
+    echo "$ls"
+}

@@ -14,6 +14,8 @@ int main(int argc, char** argv) {
                  "List the contents: loading set 'PAGE ACCESS RANK TIME_NS' per touched page; split 'START PAGES CLASS' per run");
     app.add_flag("--map", opt.map,
                  "Draw the image, one character per cell of pages: split . zero - cold r ro W rw; loading set . r W");
+    app.add_flag("--pool", opt.pool,
+                 "With a placed artifact: ask its pool which of its chunks are there and which other manifests share");
     app.add_option("--width", opt.width, "Map width in characters")->capture_default_str()->check(CLI::Range(1u, 1000u));
     app.add_option("--rows", opt.rows, "Map height in rows")->capture_default_str()->check(CLI::Range(1u, 10000u));
     app.add_option("artifacts", opt.artifacts, "One artifact, or two of a kind to compare (- for stdin)")

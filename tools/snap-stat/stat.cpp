@@ -437,8 +437,30 @@ int run(const Options& opt) {
         j["digest"] = hash::to_hex(r.digest());
         j["parent_digest"] = hash::to_hex(r.parent_digest());
         if (opt.verify) j["verified"] = true;
+        std::string pool_text;
+        if (opt.pool) {
+            auto pv = placed::pool_view(r);
+            if (pv.is_null()) throw UsageError(name + ": no part of it is in a pool");
+            j["pool"] = pv;
+            pool_text = "  pool " + pv["url"].get<std::string>() + ": " + std::to_string(pv["manifests"].get<uint64_t>()) +
+                        " manifests registered" + (pv["registered"].get<bool>() ? " (this one among them)" : " (not this one)") + "\n";
+            for (auto& p : pv["parts"])
+                pool_text += "  " + p["class"].get<std::string>() + ": " + std::to_string(p["chunks_present"].get<uint64_t>()) + " of " +
+                             std::to_string(p["distinct_chunks"].get<uint64_t>()) + " chunks present, " +
+                             std::to_string(p["chunks_shared"].get<uint64_t>()) + " shared with other manifests (" +
+                             tier::format_size(p["shared_bytes"]) + "), " + tier::format_size(p["unique_bytes"]) +
+                             " named by this one alone\n";
+            bool missing = false;
+            for (auto& p : pv["parts"]) missing = missing || p["chunks_missing"].get<uint64_t>() > 0;
+            if (missing) {
+                if (opt.common.json) cli::print_report(opt.common.output, j);
+                else cli::print_report(opt.common.output, placed::text_placed(r) + pool_text);
+                throw BadInput(name, "chunks are missing from its pool " + pv["url"].get<std::string>());
+            }
+        }
         if (opt.common.json) cli::print_report(opt.common.output, j);
-        else cli::print_report(opt.common.output, placed::text_placed(r) + (opt.verify ? "  checksums ok, every part file matches its digest\n" : ""));
+        else cli::print_report(opt.common.output, placed::text_placed(r) + pool_text +
+                                                      (opt.verify ? "  checksums ok, every part file matches its digest\n" : ""));
         return 0;
     }
     throw BadInput(name, "is a " + std::string(format::kind_name(kind)) + " artifact, which this snap-stat cannot describe yet");

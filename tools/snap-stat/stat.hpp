@@ -19,6 +19,7 @@ struct Options {
     std::string mem;     // with --verify on a split: check it reproduces this image byte for byte
     bool list = false;   // one line per page (loading set) or per run (split)
     bool map = false;    // a character picture of the image
+    bool pool = false;   // placed: ask the pool about its pool parts (present, shared)
     unsigned width = 64;
     unsigned rows = 16;
 };

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# bench/pool_bench.sh BIN [MIB]: what a restore gets from one pool node (redis-server on
+# loopback, started here and stopped at the end), against the bare store measured in the same
+# run (snap-place --pool --calibrate: GET round trip and pipelined bandwidth):
+#   bulk   a hot part fetched whole before the guest runs (reap over --serve: its RW and RO
+#          parts), page bytes per second of fetching and checking;
+#   fault  a 4 KiB fault served from the pool on demand (vanilla over --serve, every page in
+#          the pool, 4 KiB chunks, no read-ahead, fcclient touching pages in random order):
+#          the fetch a fault waits for (fetch + XXH3-128 check), and the whole fault as the
+#          server handles it (fetch + UFFDIO_COPY), per fault, against one bare GET.
+# Pages are incompressible (random bytes), so value bytes = page bytes.
+set -euo pipefail
+BIN=${1:?usage: pool_bench.sh BIN [MIB]}
+MIB=${2:-256}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+W=$(mktemp -d /tmp/snapkit-pool-bench.XXXXXX)
+SNAPKIT_WORK=$W
+trap 'rm -rf "$W"' EXIT
+source "$ROOT/tests/lib/redis.bash"
+redis_available || { echo "pool_bench: redis-server is not installed" >&2; exit 1; }
+redis_start_plain PORT
+cd "$W"
+pages=$((MIB * 256))
+"$BIN/mkfixture" img ls $pages 5 --zero-pct 5 --random-pct 100 > /dev/null
+"$BIN/snap-split" -q --mem img -o s.split ls
+for c in 4K 64K; do
+  "$BIN/snap-place" --pool "redis://127.0.0.1:$PORT/cal" --calibrate --chunk-size $c -o cal$c.json 2> cal$c.err
+done
+"$BIN/snap-place" -q s.split -o all4k.placed --tier rw=redis://127.0.0.1:$PORT/b4 --tier ro=redis://127.0.0.1:$PORT/b4 \
+  --tier cold=redis://127.0.0.1:$PORT/b4 --chunk-size 4K
+"$BIN/snap-place" -q s.split -o all64k.placed --tier rw=redis://127.0.0.1:$PORT/b64 --tier ro=redis://127.0.0.1:$PORT/b64 \
+  --tier cold=redis://127.0.0.1:$PORT/b64 --chunk-size 64K
+regions="$((MIB * 3 / 4)),$((MIB - MIB * 3 / 4))"
+serve() {  # serve NAME PLACED CLIENT-ARGS -- SERVER-ARGS
+  local name=$1 placed=$2; shift 2
+  local cargs=()
+  while [ "$1" != "--" ]; do cargs+=("$1"); shift; done
+  shift
+  "$BIN/snap-restore" "$placed" --serve "$W/$name.sock" --json --accept-timeout 60 "$@" > $name.json &
+  local spid=$!
+  "$BIN/fcclient" --socket "$W/$name.sock" --image img --regions-mib "$regions" --json "${cargs[@]}" > $name.client
+  wait $spid
+}
+serve bulk64 all64k.placed --threads 1 -- --strategy reap
+serve bulk4 all4k.placed --threads 1 -- --strategy reap
+serve fault all4k.placed --threads 1 --order random -- --strategy vanilla --granule 4K --pool-prefetch 0
+python3 - "$W" <<'PY'
+import json, os, sys
+w = sys.argv[1]
+cal4, cal64 = (json.load(open(os.path.join(w, "cal%s.json" % c)))["pool"] for c in ("4K", "64K"))
+meas = {c: json.loads(open(os.path.join(w, "cal%s.err" % c)).read().split(": ", 2)[-1]) for c in ("4K", "64K")}
+out = {"get_4k_p50_us": meas["4K"]["get_p50_us"], "pipelined_4k_gbps": meas["4K"]["pipelined_gbps"],
+       "get_64k_p50_us": meas["64K"]["get_p50_us"], "pipelined_64k_gbps": meas["64K"]["pipelined_gbps"]}
+for name in ("bulk64", "bulk4"):
+    p = json.load(open(os.path.join(w, name + ".json")))["pool"]
+    c = json.load(open(os.path.join(w, name + ".client")))
+    assert c["mismatched_pages"] == 0, c
+    out[name + "_bytes"] = p["before_resume_bytes"]
+    out[name + "_gbps"] = round(p["before_resume_bytes"] / max(p["bulk_ns"], 1), 2)
+f = json.load(open(os.path.join(w, "fault.json")))
+c = json.load(open(os.path.join(w, "fault.client")))
+assert c["mismatched_pages"] == 0, c
+p = f["pool"]
+out["faults"] = f["faults"]["total"]
+out["fault_fetches"] = p["demand_fetches"]
+out["fault_fetch_us"] = round(p["demand_ns"] / max(p["demand_fetches"], 1) / 1e3, 1)
+out["fault_us"] = round(f["phases_ns"]["faults"] / max(f["faults"]["total"], 1) / 1e3, 1)
+out["fault_over_get"] = round(out["fault_us"] / out["get_4k_p50_us"], 2)
+out["fetch_over_get"] = round(out["fault_fetch_us"] / out["get_4k_p50_us"], 2)
+print(json.dumps(out))
+PY
