@@ -216,13 +216,16 @@ ChunkStore::CollectStats ChunkStore::collect(uint64_t lock_ttl_ms) {
             }
         }
     } release{this, lock, token};
+    // Leases before manifests: a placement registers its manifest, then ends its lease, so one
+    // that ends between the two scans is seen by the second. (Manifests first lost the chunks
+    // of a placement that registered after the manifest scan and ended before the lease scan.)
     std::set<ChunkId> live;
-    for (auto& k : client_.scan(url_.ns + ":r:*")) {
-        ++st.manifests;
-        for (auto& id : ids_at(k)) live.insert(id);
-    }
     for (auto& k : client_.scan(url_.ns + ":lease:*")) {
         ++st.leases;
+        for (auto& id : ids_at(k)) live.insert(id);
+    }
+    for (auto& k : client_.scan(url_.ns + ":r:*")) {
+        ++st.manifests;
         for (auto& id : ids_at(k)) live.insert(id);
     }
     st.live_chunks = live.size();
