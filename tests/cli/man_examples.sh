@@ -2,19 +2,20 @@
 # SPDX-License-Identifier: Apache-2.0
 # The man page examples that use the source tree's testdata/ run as written: every command
 # line of an EXAMPLES section naming testdata/ exits 0, from a scratch directory in which
-# testdata is the committed one (outputs land in the scratch directory). Examples that place
-# into a local pool (redis://127.0.0.1:6379/...) run against a redis-server this test starts
-# on a free port (tests/lib/redis.bash), the port substituted.
+# testdata is the committed one (outputs land in the scratch directory) and scripts/ the source
+# tree's. Examples that place into a local pool (redis://127.0.0.1:6379/...) run against a
+# redis-server this test starts on a free port (tests/lib/redis.bash), the port substituted.
 set -u
 bin=${1:?bin dir}
 root=${SNAPKIT_ROOT:?}
 work=${SNAPKIT_WORK:-$(mktemp -d)}
 rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
 ln -s "${SNAPKIT_TESTDATA:-$root/testdata}" testdata
+ln -s "$root/scripts" scripts
 export PATH="$bin:$PATH"
 fail=0 ran=0
 redis_port=
-if grep -l 'testdata/.*redis://127\.0\.0\.1:6379' "$root"/man/*.[157] > /dev/null 2>&1; then
+if grep -lE 'testdata/.*redis://127\.0\.0\.1:6379|redis://127\.0\.0\.1:6379.*testdata/' "$root"/man/*.[157] > /dev/null 2>&1; then
   source "$root/tests/lib/redis.bash"
   redis_available || { echo "FAIL: man page examples use a pool and redis-server is not installed"; exit 1; }
   redis_start_plain redis_port || { echo "FAIL: cannot start redis-server"; exit 1; }
@@ -25,7 +26,7 @@ for page in "$root"/man/*.[157]; do
     [ -n "$cmd" ] || continue
     ran=$((ran + 1))
     [ -n "$redis_port" ] && cmd=${cmd//127.0.0.1:6379/127.0.0.1:$redis_port}
-    if ! bash -c "set -o pipefail; $cmd" > out.txt 2> err.txt; then
+    if ! bash -c "set -o pipefail; $cmd" < /dev/null > out.txt 2> err.txt; then
       echo "FAIL: ${page##*/}: '$cmd' failed: $(head -3 err.txt)"; fail=1
     fi
   done < <(sed -n '/^\.SH EXAMPLES/,/^\.SH [A-Z]/p' "$page" |

@@ -6,6 +6,9 @@
 // rest repetitive text (so zstd has something to do). The loading set touches the read and
 // written pages, and a few zero pages, in a shuffled first-touch order, with write bits.
 // Deterministic for given arguments: the same image bytes whatever the method.
+// --variant V (V > 0) gives the non-zero pages among 8 pages picked by V bytes of their own and
+// leaves every other page, and the loading set's pages and order, as without it: V = 1..N are N
+// functions sharing all but a few pages (tests/cli/pool_refresh.sh).
 //
 // --method labels the loading set the way that recorder would write it (DESIGN.md §5), so that
 // testdata/ has one of each without recording a live process, which is never deterministic:
@@ -43,10 +46,10 @@ struct Rng {
 int main(int argc, char** argv) {
     const char* usage =
         "usage: mkfixture IMAGE LOADSET [PAGES [SEED]] [--method fixture|mincore|pagemap|uffd|bpf]\n"
-        "                 [--zero-pct P] [--random-pct P] [--max-run N]\n";
+        "                 [--zero-pct P] [--random-pct P] [--max-run N] [--variant V]\n";
     std::vector<std::string> pos;
     std::string method = "fixture";
-    uint64_t zero_pct = 50, random_pct = 50, max_run = 64;
+    uint64_t zero_pct = 50, random_pct = 50, max_run = 64, variant = 0;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (a.size() > 2 && a.compare(0, 2, "--") == 0) {
@@ -59,6 +62,7 @@ int main(int argc, char** argv) {
             else if (a == "--zero-pct") zero_pct = std::strtoull(v.c_str(), nullptr, 10);
             else if (a == "--random-pct") random_pct = std::strtoull(v.c_str(), nullptr, 10);
             else if (a == "--max-run") max_run = std::strtoull(v.c_str(), nullptr, 10);
+            else if (a == "--variant") variant = std::strtoull(v.c_str(), nullptr, 10);
             else {
                 std::fprintf(stderr, "mkfixture: unknown option %s\n%s", a.c_str(), usage);
                 return 2;
@@ -111,6 +115,18 @@ int main(int argc, char** argv) {
         } else {
             for (uint32_t i = 0; i < ps; ++i) page[i] = static_cast<unsigned char>(text[(i + p) % (sizeof text - 1)]);
             std::snprintf(reinterpret_cast<char*>(page.data()), 32, "page %llu ", static_cast<unsigned long long>(p));
+        }
+        if (variant != 0 && kind[p] >= 1 && kind[p] <= 3) {
+            // Apart from rng: the pages of the base image and the loading set stay as they were.
+            bool picked = false;
+            for (uint64_t j = 0; j < 8; ++j) picked |= p == (variant * 7919 + j * (pages / 8 + 13)) % pages;
+            if (picked) {
+                Rng own{(variant << 32 ^ p) * 0x9e3779b97f4a7c15ull | 1};
+                for (uint32_t i = 0; i < ps; i += 8) {
+                    uint64_t v = own.next();
+                    std::memcpy(&page[i], &v, 8);
+                }
+            }
         }
         if (kind[p] >= 1 && kind[p] <= 3) page[ps - 1] = 0x5a;  // never all zero
         h.update(page.data(), ps);

@@ -32,6 +32,15 @@ std::vector<std::string> split_commas(const std::string& s) {
     std::string item;
     while (std::getline(ss, item, ',')) {
         if (item.empty()) throw UsageError("--tiers '" + s + "': an empty tier name", "e.g. --tiers dram,file:/ssd");
+        // A pool URL lists its seeds with commas (redis://A:1,B:2/NS): a seed continues the URL
+        // until the one that carries the namespace.
+        const bool open_url = !out.empty() && out.back().rfind("redis://", 0) == 0 && out.back().find('/', 8) == std::string::npos;
+        const bool kind = item.rfind("dram", 0) == 0 || item.rfind("numa:", 0) == 0 || item.rfind("dax:", 0) == 0 ||
+                          item.rfind("file:", 0) == 0 || item.rfind("redis://", 0) == 0;
+        if (open_url && !kind) {
+            out.back() += "," + item;
+            continue;
+        }
         out.push_back(item);
     }
     if (out.empty()) throw UsageError("--tiers: an empty list", "e.g. --tiers dram,file:/ssd");
