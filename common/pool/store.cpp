@@ -38,6 +38,8 @@ std::string random_token() {
 
 bool valid_name(std::string_view n) {
     if (n.empty() || n.size() > 128) return false;
+    uint64_t d = 0;
+    if (hash::from_hex(n, d)) return false;  // 16 hex digits read as a digest
     for (char c : n)
         if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-')) return false;
     return true;
@@ -146,23 +148,35 @@ std::optional<uint64_t> ChunkStore::resolve(const std::string& x) {
     return std::nullopt;
 }
 
-std::optional<uint64_t> ChunkStore::remove(const std::string& x) {
+ChunkStore::Removed ChunkStore::remove(const std::string& x) {
+    Removed out;
     auto d = resolve(x);
-    if (!d) return std::nullopt;
+    if (!d) return out;
     const std::string hex = hash::to_hex(*d);
-    auto e = client_.exists({url_.ns + ":r:" + hex});
-    if (!e[0]) return std::nullopt;
+    if (!client_.exists({url_.ns + ":r:" + hex})[0]) return out;
+    out.digest = d;
+    uint64_t parsed = 0;
+    const bool by_name = !hash::from_hex(x, parsed);
     auto names = client_.scan(url_.ns + ":n:*");
+    std::vector<std::string> pointing;  // names of this manifest
     if (!names.empty()) {
         auto targets = client_.get(names);
-        std::vector<std::string> gone;
         for (size_t i = 0; i < names.size(); ++i)
-            if (targets[i] && *targets[i] == hex) gone.push_back(names[i]);
-        if (!gone.empty()) client_.del(gone);
+            if (targets[i] && *targets[i] == hex) pointing.push_back(names[i]);
+    }
+    if (by_name) {
+        // One name goes; the manifest goes with its last name (another name is another user).
+        client_.del({url_.ns + ":n:" + x});
+        for (auto& n : pointing)
+            if (n != url_.ns + ":n:" + x) out.kept_names.push_back(n.substr(url_.ns.size() + 3));
+        if (!out.kept_names.empty()) return out;
+    } else if (!pointing.empty()) {
+        client_.del(pointing);
     }
     client_.del({url_.ns + ":m:" + hex});
     client_.del({url_.ns + ":r:" + hex});
-    return d;
+    out.unregistered = true;
+    return out;
 }
 
 std::optional<std::string> ChunkStore::fetch_manifest(const std::string& x) {

@@ -65,9 +65,15 @@ public:
     std::optional<uint64_t> register_manifest(uint64_t digest, const std::string& bytes, const std::vector<ChunkId>& ids,
                                               const std::string& name);
     std::vector<Registered> list();
-    // Remove a manifest (by digest hex or by name): its registration and every name that points
-    // at it. Chunks stay until a collection. Returns the digest removed; nullopt if none matched.
-    std::optional<uint64_t> remove(const std::string& digest_or_name);
+    // Remove by name: that name; the manifest is unregistered with its last name (others that
+    // point at it keep it). By digest: the manifest and every name that points at it. Chunks
+    // stay until a collection. digest: the manifest matched (nullopt: none).
+    struct Removed {
+        std::optional<uint64_t> digest;
+        bool unregistered = false;
+        std::vector<std::string> kept_names;  // by name: other names that keep it registered
+    };
+    Removed remove(const std::string& digest_or_name);
     std::optional<std::string> fetch_manifest(const std::string& digest_or_name);
 
     // Leases (placement side).
@@ -89,7 +95,7 @@ private:
     RedisCluster client_;
 };
 
-// A manifest name: 1-128 characters of A-Z a-z 0-9 . _ -
+// A manifest name: 1-128 characters of A-Z a-z 0-9 . _ -, not 16 hex digits (a digest)
 bool valid_name(std::string_view name);
 
 // Chunk ids of a byte string of concatenated 16-byte ids (r and lease values).

@@ -167,7 +167,17 @@ import json; j = json.load(open('op.json'))['pool']
 assert j['registered'] and j['manifests'] == 1, j
 for p in j['parts']: assert p['chunks_missing'] == 0 and p['chunks_shared'] == 0 and p['unique_bytes'] > 0, p" ||
   fail "snap-stat --pool: $(cat op.json)"
-# Racing: collections in a loop while three placements run; every placement restores after.
+# Two names on one manifest: removing one by name keeps it registered under the other.
+"$BIN/snap-place" o.split -o o2.placed --tier rw="$U" --tier ro="$U" --tier cold="$U" --name other2 > /dev/null || fail "second name"
+cmp o.placed o2.placed || fail "the same placement under a second name gave other bytes"
+"$BIN/snap-place" --pool "$U" --remove other --json > rmn.json || fail "--remove other"
+python3 -c "
+import json; j = json.load(open('rmn.json')); assert not j['unregistered'] and j['kept_by'] == ['other2'], j" || fail "--remove by name: $(cat rmn.json)"
+"$BIN/snap-place" --pool "$U" --collect > /dev/null || fail "collect after removing one name"
+"$BIN/snap-stat" --verify o.placed > /dev/null || fail "removing one of two names lost the manifest's chunks"
+"$BIN/snap-place" s.split -o n.placed --tier cold="$U" --name 0123456789abcdef 2> hexname.err && fail "a digest-like name was taken"
+grep -q "a name is" hexname.err || fail "a digest-like name: $(cat hexname.err)"
+# Racing: collections in a loop while placements run; every placement restores after.
 ( for i in $(seq 60); do "$BIN/snap-place" --pool "$U" --collect > /dev/null 2>&1; done ) &
 gcpid=$!
 for i in 1 2 3 4 5 6; do

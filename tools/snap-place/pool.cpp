@@ -91,10 +91,20 @@ int run_pool(const Options& opt) {
         j["manifests"] = arr;
         if (arr.empty()) text = "no manifests in " + url.text + "\n";
     } else if (!opt.remove.empty()) {
-        auto d = store.remove(opt.remove);
-        if (!d) throw UsageError(url.text + ": no manifest " + opt.remove, "snap-place --pool " + url.text + " --list");
-        j["removed"] = hash::to_hex(*d);
-        text = "removed " + hash::to_hex(*d) + " (its chunks go at the next --collect)\n";
+        auto rm = store.remove(opt.remove);
+        if (!rm.digest) throw UsageError(url.text + ": no manifest " + opt.remove, "snap-place --pool " + url.text + " --list");
+        const std::string d = hash::to_hex(*rm.digest);
+        j["removed"] = opt.remove;
+        j["digest"] = d;
+        j["unregistered"] = rm.unregistered;
+        j["kept_by"] = rm.kept_names;
+        if (rm.unregistered) {
+            text = "removed " + d + " (its chunks go at the next --collect)\n";
+        } else {
+            std::string names;
+            for (auto& n : rm.kept_names) names += (names.empty() ? "" : ", ") + n;
+            text = "removed the name " + opt.remove + "; " + d + " stays registered under " + names + "\n";
+        }
     } else if (!opt.fetch.empty()) {
         if (opt.common.output.empty()) throw UsageError("--fetch needs -o FILE (or -o -)");
         auto bytes = store.fetch_manifest(opt.fetch);
