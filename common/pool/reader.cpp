@@ -7,7 +7,9 @@
 #include <zstd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <exception>
 #include <cstring>
 
 namespace snap::pool {
@@ -194,11 +196,48 @@ void PartReader::prefetch_loop() {
 }
 
 void PartReader::read_all(std::byte* dst) {
-    std::vector<std::byte*> dsts;
-    dsts.reserve(chunks_.size());
-    for (size_t i = 0; i < chunks_.size(); ++i) dsts.push_back(dst + start_[i]);
+    // Two streams of pipelines, each on its own connections: one decodes and checks a batch
+    // while the other's is on the wire (one stream alone leaves client and server taking turns).
+    constexpr size_t kBatch = 256;
+    const size_t batches = (chunks_.size() + kBatch - 1) / kBatch;
+    std::atomic<size_t> next{0};
+    std::atomic<uint64_t> moved{0};
+    std::exception_ptr failure;
+    std::mutex failure_mu;
+    auto work = [&](ChunkStore& store, void* dctx) {
+        try {
+            for (size_t b; (b = next.fetch_add(1)) < batches;) {
+                const size_t lo = b * kBatch, hi = std::min(chunks_.size(), lo + kBatch);
+                std::vector<ChunkRef> refs(chunks_.begin() + static_cast<ptrdiff_t>(lo), chunks_.begin() + static_cast<ptrdiff_t>(hi));
+                std::vector<std::byte*> dsts;
+                for (size_t i = lo; i < hi; ++i) dsts.push_back(dst + start_[i]);
+                moved += store.fetch(refs, dsts, dctx);
+            }
+        } catch (...) {
+            std::lock_guard lk(failure_mu);
+            if (!failure) failure = std::current_exception();
+            next = batches;  // the other stream stops too
+        }
+    };
     const uint64_t t0 = now_ns();
-    uint64_t moved = store_.fetch(chunks_, dsts, dctx_);
+    std::thread second;
+    std::unique_ptr<ChunkStore> store2;
+    ZSTD_DCtx* dctx2 = nullptr;
+    if (batches > 1) {
+        second = std::thread([&] {
+            try {
+                store2 = std::make_unique<ChunkStore>(url_, opt_.client);
+            } catch (...) {
+                return;  // the first stream does it all
+            }
+            dctx2 = ZSTD_createDCtx();
+            if (dctx2) work(*store2, dctx2);
+        });
+    }
+    work(store_, dctx_);
+    if (second.joinable()) second.join();
+    if (dctx2) ZSTD_freeDCtx(dctx2);
+    if (failure) std::rethrow_exception(failure);
     std::lock_guard lk(mu_);
     stats_.bulk_ns += now_ns() - t0;
     stats_.bulk_chunks += chunks_.size();
