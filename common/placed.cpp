@@ -274,6 +274,12 @@ PlacedReader::PlacedReader(const std::string& path) : artifact_(path, Kind::plac
             a.bad(at + ": holds " + std::to_string(part.raw_bytes) + " bytes, class " + class_name(part.cls) + " needs " +
                   std::to_string(need));
         if (part.offset > UINT64_MAX - part.stored_bytes) a.bad(at + ": offset + length overflows");
+        // A table of frames or chunks must add up to the part's sizes.
+        auto adds_up = [&](const char* what, uint64_t raw, uint64_t stored) {
+            if (raw != part.raw_bytes || stored != part.stored_bytes)
+                a.bad(at + ": " + what + " add up to " + std::to_string(raw) + "/" + std::to_string(stored) +
+                      " bytes, the part says " + std::to_string(part.raw_bytes) + "/" + std::to_string(part.stored_bytes));
+        };
         if (part.compression == Compression::none) {
             if (part.stored_bytes != part.raw_bytes || count != 0 || part.frame_bytes != 0)
                 a.bad(at + ": uncompressed part with frames or a stored length unlike its raw length");
@@ -295,9 +301,7 @@ PlacedReader::PlacedReader(const std::string& path) : artifact_(path, Kind::plac
                 stored += ref.stored_bytes;
                 part.chunks.push_back(ref);
             }
-            if (raw != part.raw_bytes || stored != part.stored_bytes)
-                a.bad(at + ": pool chunks add up to " + std::to_string(raw) + "/" + std::to_string(stored) +
-                      " bytes, the part says " + std::to_string(part.raw_bytes) + "/" + std::to_string(part.stored_bytes));
+            adds_up("pool chunks", raw, stored);
             chunks_used += count;
         } else {
             if (part.frame_bytes == 0 || part.frame_bytes % ps || part.frame_bytes > kMaxFrameBytes)
@@ -315,9 +319,7 @@ PlacedReader::PlacedReader(const std::string& path) : artifact_(path, Kind::plac
                 stored += fr.stored_bytes;
                 part.frames.push_back(fr);
             }
-            if (raw != part.raw_bytes || stored != part.stored_bytes)
-                a.bad(at + ": frames add up to " + std::to_string(raw) + "/" + std::to_string(stored) +
-                      " bytes, the part says " + std::to_string(part.raw_bytes) + "/" + std::to_string(part.stored_bytes));
+            adds_up("frames", raw, stored);
             frames_used += count;
         }
         off += (kPartFixed + len + 7) / 8 * 8;

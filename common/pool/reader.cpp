@@ -48,6 +48,17 @@ size_t PartReader::chunk_at(uint64_t offset) const {
     return static_cast<size_t>(it - start_.begin()) - 1;
 }
 
+PartReader::Batch PartReader::batch_of(const std::vector<size_t>& chunks) const {
+    Batch b;
+    b.bufs.resize(chunks.size());
+    for (size_t k = 0; k < chunks.size(); ++k) {
+        b.refs.push_back(chunks_[chunks[k]]);
+        b.bufs[k].resize(chunks_[chunks[k]].raw_bytes);
+        b.dsts.push_back(b.bufs[k].data());
+    }
+    return b;
+}
+
 void PartReader::insert_locked(size_t i, std::vector<std::byte> bytes, bool prefetched) {
     if (cache_.count(i)) return;
     const uint64_t n = bytes.size();
@@ -84,18 +95,11 @@ void PartReader::read(uint64_t offset, size_t len, std::byte* dst) {
         }
     }
     if (!need.empty()) {
-        std::vector<ChunkRef> refs;
-        std::vector<std::vector<std::byte>> bufs(need.size());
-        std::vector<std::byte*> dsts;
-        for (size_t k = 0; k < need.size(); ++k) {
-            refs.push_back(chunks_[need[k]]);
-            bufs[k].resize(chunks_[need[k]].raw_bytes);
-            dsts.push_back(bufs[k].data());
-        }
+        Batch b = batch_of(need);
         uint64_t moved = 0;
         const uint64_t t0 = now_ns();
         try {
-            moved = store_.fetch(refs, dsts, dctx_);
+            moved = store_.fetch(b.refs, b.dsts, dctx_);
         } catch (...) {
             std::lock_guard lk(mu_);
             for (size_t i : need) inflight_[i] = false;
@@ -108,7 +112,7 @@ void PartReader::read(uint64_t offset, size_t len, std::byte* dst) {
         stats_.demand_chunks += need.size();
         stats_.demand_bytes += moved;
         for (size_t k = 0; k < need.size(); ++k) {
-            insert_locked(need[k], std::move(bufs[k]), false);
+            insert_locked(need[k], std::move(b.bufs[k]), false);
             inflight_[need[k]] = false;
         }
         // Read ahead from the chunk after the last one this read needed.
@@ -162,19 +166,12 @@ void PartReader::prefetch_loop() {
             want_.clear();
         }
         if (take.empty()) continue;
-        std::vector<ChunkRef> refs;
-        std::vector<std::vector<std::byte>> bufs(take.size());
-        std::vector<std::byte*> dsts;
-        for (size_t k = 0; k < take.size(); ++k) {
-            refs.push_back(chunks_[take[k]]);
-            bufs[k].resize(chunks_[take[k]].raw_bytes);
-            dsts.push_back(bufs[k].data());
-        }
+        Batch b = batch_of(take);
         uint64_t moved = 0;
         bool ok = true;
         try {
             if (!store) store = std::make_unique<ChunkStore>(url_, opt_.client);
-            moved = store->fetch(refs, dsts, dctx);
+            moved = store->fetch(b.refs, b.dsts, dctx);
         } catch (const std::exception& e) {
             ok = false;
             store.reset();  // reconnect next time
@@ -187,7 +184,7 @@ void PartReader::prefetch_loop() {
             stats_.prefetched_bytes += moved;
         }
         for (size_t k = 0; k < take.size(); ++k) {
-            if (ok) insert_locked(take[k], std::move(bufs[k]), true);
+            if (ok) insert_locked(take[k], std::move(b.bufs[k]), true);
             inflight_[take[k]] = false;
         }
         cv_.notify_all();

@@ -60,6 +60,13 @@ private:
         bool prefetched = false, used = false;
         std::list<size_t>::iterator lru;
     };
+    // Chunks to fetch into buffers of their own (cache entries to be).
+    struct Batch {
+        std::vector<ChunkRef> refs;
+        std::vector<std::vector<std::byte>> bufs;
+        std::vector<std::byte*> dsts;
+    };
+    Batch batch_of(const std::vector<size_t>& chunks) const;
     size_t chunk_at(uint64_t offset) const;
     void insert_locked(size_t i, std::vector<std::byte> bytes, bool prefetched);
     void prefetch_loop();
