@@ -9,12 +9,10 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <climits>
 #include <cstdlib>
 #include <cstdio>
 #include <cstring>
@@ -315,28 +313,6 @@ AtomicOutput::~AtomicOutput() {
 void AtomicOutput::write(const void* data, size_t bytes) {
     write_all(fd_, data, bytes, tmp_);
     offset_ += bytes;
-}
-
-void AtomicOutput::writev(struct iovec* iov, int count) {
-    while (count > 0) {
-        ssize_t n = ::writev(fd_, iov, std::min(count, IOV_MAX));
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            throw_errno("write " + tmp_);
-        }
-        offset_ += static_cast<uint64_t>(n);
-        // Skip what was written; a short write resumes inside an iovec.
-        size_t left = static_cast<size_t>(n);
-        while (count > 0 && left >= iov->iov_len) {
-            left -= iov->iov_len;
-            ++iov;
-            --count;
-        }
-        if (count > 0 && left) {
-            iov->iov_base = static_cast<char*>(iov->iov_base) + left;
-            iov->iov_len -= left;
-        }
-    }
 }
 
 void AtomicOutput::write_behind() {

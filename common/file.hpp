@@ -20,7 +20,6 @@
 #include <string_view>
 
 struct stat;
-struct iovec;
 
 namespace snap::file {
 
@@ -100,8 +99,6 @@ public:
     int fd() const { return fd_; }
     const std::string& path() const { return path_; }
     void write(const void* data, size_t bytes);             // at the current end
-    // Gather write at the current end (handles short writes); iov is modified.
-    void writev(struct iovec* iov, int count);
     void pwrite(const void* data, size_t bytes, uint64_t offset);
     // For long sequential outputs: start writeback of what was written since the last call
     // (once 64 MiB have gathered) and wait for the window before it, so that dirty pages stay

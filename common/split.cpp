@@ -4,8 +4,6 @@
 #include "error.hpp"
 #include "hash.hpp"
 
-#include <sys/uio.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -287,33 +285,20 @@ uint64_t hash_spans(const std::vector<std::span<const std::byte>>& spans) {
     return h.digest();
 }
 
-// Page data straight from the image mapping to the output: gather writes of up to 1024
-// pieces or 64 MiB each, no copy through a buffer of ours. With `h`, the bytes are hashed
-// batch by batch just before they are written (one thread: while they are in cache).
+// Page data straight from the image mapping to the output, one write per span (a run of
+// adjacent extents; at most 64 MiB a call), no copy through a buffer of ours. With `h`, the
+// bytes are hashed just before they are written (one thread: while they are in cache).
+// Not writev: gathering 1024 runs per call measured 2-3x slower into ext4 here.
 void write_spans(file::AtomicOutput& out, const std::vector<std::span<const std::byte>>& spans, hash::Xxh3Stream* h) {
-    constexpr size_t kMaxPieces = 1024, kMaxBytes = size_t{64} << 20;
-    std::vector<iovec> iov;
-    iov.reserve(kMaxPieces);
-    size_t bytes = 0;
-    auto flush = [&] {
-        if (iov.empty()) return;
-        if (h)
-            for (auto& v : iov) h->update(v.iov_base, v.iov_len);
-        out.writev(iov.data(), static_cast<int>(iov.size()));
-        out.write_behind();
-        iov.clear();
-        bytes = 0;
-    };
-    for (auto& s : spans) {
+    constexpr size_t kMaxBytes = size_t{64} << 20;
+    for (auto& s : spans)
         for (size_t off = 0; off < s.size();) {
-            const size_t n = std::min(s.size() - off, kMaxBytes - bytes);
-            iov.push_back({const_cast<std::byte*>(s.data() + off), n});
-            bytes += n;
+            const size_t n = std::min(s.size() - off, kMaxBytes);
+            if (h) h->update(s.data() + off, n);
+            out.write(s.data() + off, n);
+            out.write_behind();
             off += n;
-            if (iov.size() == kMaxPieces || bytes == kMaxBytes) flush();
         }
-    }
-    flush();
 }
 
 }  // namespace

@@ -78,7 +78,7 @@ SplitPlan classify_pages(const ImageIdentity& image, const std::vector<bool>& ze
 
 // Write the split artifact atomically. Returns its digest. before_commit runs once every byte
 // is written and may throw to leave no output (snap-split checks the image did not change).
-// Page data goes from the image mapping to the file in gather writes, in file order, with
+// Page data goes from the image mapping to the file in large writes, in file order, with
 // writeback started behind them; the chunk checksums are computed over the same bytes on
 // other threads (threads as in SplitOptions). No page data is held in memory of ours.
 uint64_t write_split(const Image& image, const SplitPlan& plan, const std::string& path, uint64_t parent_digest,

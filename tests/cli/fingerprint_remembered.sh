@@ -57,6 +57,7 @@ if command -v xxhsum > /dev/null; then
   [ "$(xxhsum -H3 img.mem | awk '{print $1}' | sed 's/^XXH3_//')" = "$want" ] || fail "fingerprint is not xxhsum -H3's"
 fi
 chmod 600 img.mem  # ctime only
+sleep 0.1
 "$bin/snap-record" --json --mem img.mem -o r3.ls -- true > r3.json 2> /dev/null || fail "record 3"
 [ "$(source_of r3.json)" = hashed ] || fail "record after chmod: $(cat r3.json)"
 # A record of the new image, split: remembered from snap-record's hash.
