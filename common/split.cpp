@@ -216,7 +216,7 @@ SplitPlan plan_split(const Image& image, const LoadingSet& touched, const SplitO
         // This thread reports progress meanwhile.
         while (progress && (scanned.load() < pages || !hash_done.load())) {
             progress(hash_it ? std::min(scanned.load(), hashed.load()) : scanned.load());
-            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
         }
         for (auto& th : pool) th.join();
     }
