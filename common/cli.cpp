@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 
@@ -110,19 +111,54 @@ Progress::Progress(std::string label, uint64_t total, std::string unit)
 
 Progress::~Progress() { finish(); }
 
+namespace {
+std::string amount(double v, const std::string& unit) {
+    char b[64];
+    if (unit == "bytes") {
+        if (v >= 1024.0 * 1024 * 1024) std::snprintf(b, sizeof b, "%.1f GiB", v / (1024.0 * 1024 * 1024));
+        else std::snprintf(b, sizeof b, "%.0f MiB", v / (1024.0 * 1024));
+    } else {
+        std::snprintf(b, sizeof b, "%.0f %s", v, unit.c_str());
+    }
+    return b;
+}
+}  // namespace
+
+std::string Progress::format_line(const std::string& label, uint64_t done, uint64_t total, const std::string& unit,
+                                  double elapsed_s) {
+    std::string line = label + " ";
+    char b[64];
+    if (total) {
+        std::snprintf(b, sizeof b, "%3u%% ", static_cast<unsigned>(std::min<uint64_t>(done, total) * 100 / total));
+        line += b;
+        // (3.0 GiB/16.0 GiB), (1000/4096 pages)
+        if (unit == "bytes") line += "(" + amount(static_cast<double>(done), unit) + "/";
+        else line += "(" + std::to_string(done) + "/";
+        line += amount(static_cast<double>(total), unit) + ")";
+    } else {
+        line += amount(static_cast<double>(done), unit);
+    }
+    if (elapsed_s > 0 && done > 0) {
+        const double rate = static_cast<double>(done) / elapsed_s;
+        line += ", " + amount(rate, unit) + "/s";
+        if (total > done) {
+            const double left = static_cast<double>(total - done) / rate;
+            if (left >= 60) std::snprintf(b, sizeof b, ", %um%02us left", static_cast<unsigned>(left / 60), static_cast<unsigned>(left) % 60);
+            else std::snprintf(b, sizeof b, ", %.0fs left", left < 1 ? 1.0 : left);
+            line += b;
+        }
+    }
+    return line;
+}
+
 void Progress::update(uint64_t done) {
     if (!active_) return;
     auto now = std::chrono::steady_clock::now();
     // Only after a second of work, at most 10 times a second.
     if (now - start_ < std::chrono::seconds(1) || now - last_ < std::chrono::milliseconds(100)) return;
     last_ = now;
-    if (total_)
-        std::fprintf(stderr, "\r%s: %s %3u%% (%llu/%llu %s)\033[K", globals().tool, label_.c_str(),
-                     static_cast<unsigned>(done * 100 / total_), static_cast<unsigned long long>(done),
-                     static_cast<unsigned long long>(total_), unit_.c_str());
-    else
-        std::fprintf(stderr, "\r%s: %s %llu %s\033[K", globals().tool, label_.c_str(),
-                     static_cast<unsigned long long>(done), unit_.c_str());
+    const double elapsed = std::chrono::duration<double>(now - start_).count();
+    std::fprintf(stderr, "\r%s: %s\033[K", globals().tool, format_line(label_, done, total_, unit_, elapsed).c_str());
     std::fflush(stderr);
     shown_ = true;
 }

@@ -65,10 +65,15 @@ void print_text(const std::string& text);
 void print_report(const std::string& path, const std::string& text);
 void print_report(const std::string& path, const nlohmann::json& j);
 
-// A progress line on stderr when stderr is a TTY and -q is off; nothing otherwise.
+// A progress line on stderr when stderr is a TTY and -q is off; nothing otherwise. After a
+// second of work, at most 10 times a second: done/total, the rate and (with a total) the time
+// left. The unit "bytes" is shown in MiB/GiB.
 class Progress {
 public:
     Progress(std::string label, uint64_t total, std::string unit = "pages");
+    // The line update() would print (no escapes) — for tests.
+    static std::string format_line(const std::string& label, uint64_t done, uint64_t total, const std::string& unit,
+                                   double elapsed_s);
     ~Progress();
     void update(uint64_t done);
     void finish();

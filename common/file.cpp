@@ -72,6 +72,24 @@ std::string dir_of(const std::string& path) {
 
 }  // namespace
 
+std::optional<Stamp> stamp_of(const struct stat& st) {
+    if (!S_ISREG(st.st_mode)) return std::nullopt;
+    return Stamp{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino), static_cast<uint64_t>(st.st_size),
+                 st.st_mtim, st.st_ctim};
+}
+
+std::optional<Stamp> stamp_of(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) < 0) return std::nullopt;
+    return stamp_of(st);
+}
+
+std::optional<Stamp> stamp_of_fd(int fd) {
+    struct stat st {};
+    if (::fstat(fd, &st) < 0) return std::nullopt;
+    return stamp_of(st);
+}
+
 void install_cleanup_handlers() {
     struct sigaction sa {};
     sa.sa_handler = cleanup_and_reraise;
@@ -207,6 +225,7 @@ InputFile::InputFile(const std::string& path, Expect expect) : path_(path), expe
         off_t end_off = ::lseek(fd, 0, SEEK_END);
         st.st_size = end_off > 0 ? end_off : 0;
     }
+    stamp_ = stamp_of(st);
     size_ = static_cast<size_t>(st.st_size);
     if (size_ > 0) {
         void* p = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd, 0);
@@ -227,7 +246,8 @@ InputFile::~InputFile() {
 }
 
 InputFile::InputFile(InputFile&& o) noexcept
-    : path_(std::move(o.path_)), expect_(o.expect_), data_(o.data_), size_(o.size_), mapped_(o.mapped_) {
+    : path_(std::move(o.path_)), expect_(o.expect_), data_(o.data_), size_(o.size_), mapped_(o.mapped_),
+      stamp_(o.stamp_) {
     o.data_ = nullptr;
     o.size_ = 0;
     o.mapped_ = false;
@@ -305,6 +325,20 @@ AtomicOutput::~AtomicOutput() {
 void AtomicOutput::write(const void* data, size_t bytes) {
     write_all(fd_, data, bytes, tmp_);
     offset_ += bytes;
+}
+
+void AtomicOutput::write_behind() {
+    constexpr uint64_t kWindow = uint64_t{64} << 20;
+    if (offset_ - wb_started_ < kWindow) return;
+    // Best effort: a file system without sync_file_range just leaves it all to fsync.
+    (void)::sync_file_range(fd_, static_cast<off_t>(wb_started_), static_cast<off_t>(offset_ - wb_started_),
+                            SYNC_FILE_RANGE_WRITE);
+    if (wb_started_ > wb_waited_) {
+        (void)::sync_file_range(fd_, static_cast<off_t>(wb_waited_), static_cast<off_t>(wb_started_ - wb_waited_),
+                                SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+        wb_waited_ = wb_started_;
+    }
+    wb_started_ = offset_;
 }
 
 void AtomicOutput::pwrite(const void* data, size_t bytes, uint64_t offset) {

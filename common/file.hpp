@@ -9,13 +9,37 @@
 // rename and the directory after it. A symlink at the destination is replaced, never followed.
 // A write, fsync or close error (a full disk: ENOSPC) is an Error (exit 1) and leaves nothing.
 #pragma once
+#include <sys/types.h>
+
 #include <cstddef>
 #include <cstdint>
+#include <ctime>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 
+struct stat;
+
 namespace snap::file {
+
+// What tells that a regular file changed: identity (device, inode), size, and modification and
+// change times with nanoseconds. Any write, truncation, chmod or touch moves ctime, which no
+// user can set back (only a clock change or a write to the device underneath escapes it).
+struct Stamp {
+    uint64_t dev = 0;
+    uint64_t ino = 0;
+    uint64_t size = 0;
+    timespec mtime{}, ctime{};
+    bool operator==(const Stamp& o) const {
+        return dev == o.dev && ino == o.ino && size == o.size && mtime.tv_sec == o.mtime.tv_sec &&
+               mtime.tv_nsec == o.mtime.tv_nsec && ctime.tv_sec == o.ctime.tv_sec && ctime.tv_nsec == o.ctime.tv_nsec;
+    }
+};
+// The stamp of a regular file (nullopt for anything else: devices, pipes, or a failed stat).
+std::optional<Stamp> stamp_of(const struct stat& st);
+std::optional<Stamp> stamp_of(const std::string& path);
+std::optional<Stamp> stamp_of_fd(int fd);
 
 // A whole input file, memory-mapped read-only (or read into memory from a pipe).
 // Character devices and sockets are refused (BadInput: /dev/zero never ends); pipes, FIFOs
@@ -43,6 +67,8 @@ public:
     size_t size() const { return size_; }
     bool is_mapped() const { return mapped_; }
     void advise_sequential() const;
+    // The file's stamp when it was opened (regular files only).
+    const std::optional<Stamp>& stamp() const { return stamp_; }
 
 private:
     void read_stream(int fd, const std::string& name);  // read into memory, with a bound
@@ -52,6 +78,7 @@ private:
     std::byte* data_ = nullptr;
     size_t size_ = 0;
     bool mapped_ = false;
+    std::optional<Stamp> stamp_;
 };
 
 // What an output holds decides its mode: artifacts 0600, reports (text/JSON a tool prints)
@@ -73,6 +100,10 @@ public:
     const std::string& path() const { return path_; }
     void write(const void* data, size_t bytes);             // at the current end
     void pwrite(const void* data, size_t bytes, uint64_t offset);
+    // For long sequential outputs: start writeback of what was written since the last call
+    // (once 64 MiB have gathered) and wait for the window before it, so that dirty pages stay
+    // bounded, the disk works while we write, and commit()'s fsync finds little left.
+    void write_behind();
     void pad_to(uint64_t offset);                            // zero-fill up to offset
     uint64_t offset() const { return offset_; }
     void commit();
@@ -84,6 +115,7 @@ private:
     bool stream_ = false;  // "-" or a non-regular destination: copy the finished temp there
     int fd_ = -1;
     uint64_t offset_ = 0;
+    uint64_t wb_started_ = 0, wb_waited_ = 0;  // write_behind(): writeback started / completed up to
     bool committed_ = false;
     int slot_ = -1;
 };

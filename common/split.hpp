@@ -59,10 +59,16 @@ struct SplitPlan {
 
 struct SplitOptions {
     bool assume_written = false;  // a loading set without R/W information: touched pages are RW
+    unsigned threads = 0;         // scan threads (0 = one per core); never changes the bytes
 };
 
+// Threads to use for `requested` (0 = std::thread::hardware_concurrency(), at least 1).
+unsigned split_threads(unsigned requested);
+
 // Classify from the image's bytes and a merged loading set (which must name this image).
-// progress(done_pages) is called now and then.
+// progress(done_pages) is called now and then (from the calling thread).
+// One pass: opt.threads threads zero-check page ranges into a bitmap (1 bit per page) while,
+// unless the image already has its fingerprint, one of them hashes the image in order.
 SplitPlan plan_split(const Image& image, const LoadingSet& touched, const SplitOptions& opt,
                      const std::function<void(uint64_t)>& progress = {});
 
@@ -72,8 +78,11 @@ SplitPlan classify_pages(const ImageIdentity& image, const std::vector<bool>& ze
 
 // Write the split artifact atomically. Returns its digest. before_commit runs once every byte
 // is written and may throw to leave no output (snap-split checks the image did not change).
+// Page data goes from the image mapping to the file in large writes, in file order, with
+// writeback started behind them; the chunk checksums are computed over the same bytes on
+// other threads (threads as in SplitOptions). No page data is held in memory of ours.
 uint64_t write_split(const Image& image, const SplitPlan& plan, const std::string& path, uint64_t parent_digest,
-                     const std::function<void()>& before_commit = {});
+                     const std::function<void()>& before_commit = {}, unsigned threads = 0);
 
 // Plausibility bound of the plan decoder: an image may have at most kZeroPagesAllowance zero
 // pages plus kMaxZeroPagesPerDataPage per page of data (RO, RW, COLD). Real snapshots are far

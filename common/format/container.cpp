@@ -253,6 +253,15 @@ void ArtifactWriter::add_chunk(const ChunkType& type, uint64_t length, Producer 
     pending_.push_back(std::move(p));
 }
 
+void ArtifactWriter::add_chunk(const ChunkType& type, uint64_t length, DirectChunk chunk, uint32_t flags) {
+    Pending p;
+    p.entry.type = type;
+    p.entry.flags = flags;
+    p.entry.length = length;
+    p.direct = std::move(chunk);
+    pending_.push_back(std::move(p));
+}
+
 uint64_t ArtifactWriter::finish(file::AtomicOutput& out) {
     header_.chunk_count = static_cast<uint32_t>(pending_.size());
     uint64_t off = kHeaderBytes + pending_.size() * kChunkEntryBytes;
@@ -269,6 +278,16 @@ uint64_t ArtifactWriter::finish(file::AtomicOutput& out) {
     out.pad_to(kHeaderBytes + pending_.size() * kChunkEntryBytes);
     for (auto& p : pending_) {
         out.pad_to(p.entry.offset);
+        if (p.direct.write) {
+            const uint64_t at = out.offset();
+            p.direct.write(out);
+            if (out.offset() - at != p.entry.length)
+                throw Error("internal: chunk " + chunk_type_name(p.entry.type) + " wrote " + std::to_string(out.offset() - at) +
+                            " bytes, declared " + std::to_string(p.entry.length));
+            p.entry.xxh3 = p.direct.checksum();
+            p.direct = {};
+            continue;
+        }
         hash::Xxh3Stream h;
         uint64_t written = 0;
         auto emit = [&](const void* d, size_t n) {

@@ -104,6 +104,14 @@ private:
     uint64_t digest_ = 0;
 };
 
+// A chunk whose owner appends its bytes to the output itself (gather writes straight from a
+// mapping) and computes their XXH3-64 itself (perhaps on another thread, over the same bytes):
+// write(out) appends exactly the declared length; checksum() is called after it.
+struct DirectChunk {
+    std::function<void(file::AtomicOutput&)> write;
+    std::function<uint64_t()> checksum;
+};
+
 // Streams an artifact into an AtomicOutput. Chunks are declared first (with their exact
 // length), then written in order by finish(); checksums are computed while writing.
 class ArtifactWriter {
@@ -116,6 +124,8 @@ public:
     void add_chunk(const ChunkType& type, std::string_view text, uint32_t flags = kChunkRequired);
     // A chunk produced by a callback that must emit exactly `length` bytes.
     void add_chunk(const ChunkType& type, uint64_t length, Producer producer, uint32_t flags);
+    // A chunk its owner writes and checksums itself (see DirectChunk).
+    void add_chunk(const ChunkType& type, uint64_t length, DirectChunk chunk, uint32_t flags);
     // Writes everything and returns the artifact digest. Does not commit the output.
     uint64_t finish(file::AtomicOutput& out);
 
@@ -124,6 +134,7 @@ private:
         ChunkEntry entry;
         std::vector<std::byte> data;
         Producer producer;
+        DirectChunk direct;
     };
     Header header_;
     std::vector<Pending> pending_;

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // The artifact container, loading sets and splits: known bytes, round trips, corrupt inputs.
+#include "common/cli.hpp"
 #include "common/error.hpp"
 #include "common/format/container.hpp"
 #include "common/hash.hpp"
 #include "common/loadset.hpp"
 #include "common/split.hpp"
+#include "common/verified.hpp"
 
 #include <doctest/doctest.h>
 
@@ -13,6 +15,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <string>
@@ -222,6 +225,81 @@ TEST_CASE("classification follows DESIGN.md: zero wins, then written, touched, c
         CHECK(q.pages_per_class[2] == 4);
         CHECK(q.pages_per_class[1] == 0);
     }
+}
+
+TEST_CASE("the split's bytes do not depend on the thread count") {
+    // Several scan tasks (16 MiB each) and a last, partial bitmap word: 4100 + 37 pages.
+    const uint64_t pages = 3 * 4096 + 8 + 37;
+    TempFile img("img-threads");
+    std::vector<char> data(pages * 4096, 0);
+    std::mt19937_64 rng(7);
+    for (uint64_t p = 0; p < pages;) {
+        const uint64_t run = 1 + rng() % 40;
+        const bool zero = rng() % 2;
+        for (uint64_t i = 0; i < run && p < pages; ++i, ++p)
+            if (!zero) data[p * 4096 + rng() % 4096] = static_cast<char>(1 + rng() % 255);
+    }
+    spit(img.path, data);
+    Image probe(img.path);
+    LoadingSet ls;
+    ls.image = probe.identity();
+    ls.knows_writes = true;
+    for (uint64_t p = 0; p < pages; p += 5) ls.touches.push_back({p, 0, static_cast<uint32_t>(rng() % 1000), p % 2 ? kAccessWrite : kAccessRead});
+    ls.normalize();
+    std::vector<char> first;
+    for (unsigned threads : {1u, 2u, 3u, 8u}) {
+        CAPTURE(threads);
+        Image image(img.path);  // a fresh one: hashed in the pass each time
+        SplitOptions opt;
+        opt.threads = threads;
+        auto plan = plan_split(image, ls, opt);
+        CHECK(image.fingerprint() == ls.image.fingerprint);
+        TempFile out("split-threads");
+        write_split(image, plan, out.path, 5, {}, threads);
+        auto bytes = slurp(out.path);
+        if (first.empty()) first = bytes;
+        else CHECK(bytes == first);
+        SplitReader(out.path).verify_data();
+    }
+}
+
+TEST_CASE("progress lines say done, total, rate and time left") {
+    CHECK(cli::Progress::format_line("hashing x", uint64_t{1} << 30, uint64_t{4} << 30, "bytes", 2.0) ==
+          "hashing x  25% (1.0 GiB/4.0 GiB), 512 MiB/s, 6s left");
+    CHECK(cli::Progress::format_line("classifying", 1000, 4000, "pages", 1.0) ==
+          "classifying  25% (1000/4000 pages), 1000 pages/s, 3s left");
+    CHECK(cli::Progress::format_line("scanning", 100, 0, "pages", 1.0) == "scanning 100 pages, 100 pages/s");
+    CHECK(cli::Progress::format_line("hashing", uint64_t{1} << 20, uint64_t{1} << 40, "bytes", 1.0).find("left") != std::string::npos);
+}
+
+TEST_CASE("a fingerprint is remembered for the image's stamp only") {
+    const std::string dir = temp_path("cache");
+    setenv("SNAPKIT_CACHE", dir.c_str(), 1);
+    if (verified::cache_dir().empty() || verified::cache_dir().rfind(dir, 0) != 0) return;  // found once per process: elsewhere
+    TempFile f("fp-image");
+    spit(f.path, std::vector<char>(8192, 'a'));
+    auto st = file::stamp_of(f.path);
+    REQUIRE(st);
+    // Hashing that started before the file's last change (or in its clock tick) is not remembered.
+    CHECK_FALSE(verified::remember_content_digest(f.path, *st, st->ctime, 42));
+    CHECK_FALSE(verified::content_digest(*st));
+    timespec later = st->ctime;
+    later.tv_sec += 1;
+    CHECK(verified::remember_content_digest(f.path, *st, later, 42));
+    CHECK(verified::content_digest(*st) == std::optional<uint64_t>(42));
+    CHECK(verified::known(f.path, 42));
+    verified::remember(f.path, 42);  // a plain verdict with the same digest keeps the content entry
+    CHECK(verified::content_digest(*st) == std::optional<uint64_t>(42));
+    auto other = *st;
+    other.ctime.tv_nsec ^= 1;
+    CHECK_FALSE(verified::content_digest(other));
+    // A stamp that is no longer the file's is not remembered.
+    CHECK_FALSE(verified::remember_content_digest(f.path, other, later, 43));
+    verified::remember(f.path, 44);  // another digest: a plain verdict, no content digest
+    CHECK_FALSE(verified::content_digest(*st));
+    CHECK(verified::known(f.path, 44));
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
 }
 
 TEST_CASE("split artifact round trip reproduces every page, and readers catch corruption") {

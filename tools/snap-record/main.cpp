@@ -33,6 +33,8 @@ int main(int argc, char** argv) {
     app.add_flag("--keep-on-failure", opt.keep_on_failure,
                  "Write the loading set even if the command failed, was killed or was interrupted (exit 0, a warning)");
     app.add_flag("--keep-cache", opt.keep_cache, "mincore: do not drop the image from the page cache first");
+    app.add_flag("--rehash", opt.rehash,
+                 "Hash the image for its fingerprint even if it is remembered for the image's unchanged stat");
     app.add_option("--page-size", opt.page_size, "Page size of the image")->capture_default_str()->type_name("BYTES");
     app.add_option("--bpf-source", opt.bpf_source, "bpf: event source (auto, kvm, user)")->capture_default_str();
     app.add_option("--gpa-map", opt.gpa_map, "bpf, kvm source: guest-physical to image offset layout")->type_name("GPA:OFFSET:SIZE,...");

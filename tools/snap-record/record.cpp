@@ -12,6 +12,7 @@
 #include "record.hpp"
 
 #include "common/error.hpp"
+#include "common/hash.hpp"
 #include "common/image.hpp"
 #include "common/loadset.hpp"
 #include "common/sys/proc.hpp"
@@ -610,7 +611,9 @@ int run(const Options& opt) {
 
     LoadingSet ls;
     method->result(ctx, ls);
-    ls.image = identify_image_file(opt.mem, opt.page_size);  // last: it reads the whole image
+    // Last: unless remembered for the image's unchanged stat, it reads the whole image.
+    const ImageFingerprint fp = fingerprint_image_file(opt.mem, opt.page_size, opt.rehash);
+    ls.image = fp.identity;
     nlohmann::json lim = ls.meta.contains("limitations") ? ls.meta["limitations"] : nlohmann::json::array();
     for (auto& l : rec.limitations()) lim.push_back(l);
     const nlohmann::json rec_meta = rec.meta();  // named: items() of a temporary dangles
@@ -631,6 +634,8 @@ int run(const Options& opt) {
         j["written"] = ls.knows_writes ? nlohmann::json(ls.written_pages()) : nlohmann::json(nullptr);
         j["scans"] = ls.meta.value("scans", 0u);
         j["duration_ms"] = rec.duration_ms();
+        j["image_fingerprint"] = hash::to_hex(ls.image.fingerprint);
+        j["fingerprint_source"] = fingerprint_source_name(fp.source);
         j["output"] = opt.common.output;
         j["stop"] = rec.stop_reason();
         j["final_scan"] = ls.meta["final_scan"];

@@ -24,6 +24,7 @@ struct Options {
     uint64_t rss_trigger_pages = 1024;  // also scan when the target's RSS grew by this much (0 = off)
     bool keep_on_failure = false;    // write the loading set even if the command failed or was interrupted
     bool keep_cache = false;         // mincore: do not drop the image from the page cache first
+    bool rehash = false;             // hash the image even if its fingerprint is remembered
     // bpf method
     std::string bpf_source = "auto";  // auto | kvm | user
     std::string gpa_map;              // guest-physical → image offset layout (bpf, kvm source)

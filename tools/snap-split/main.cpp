@@ -16,6 +16,10 @@ int main(int argc, char** argv) {
                  "For loading sets without read/write information (mincore): class touched pages RW, not RO");
     app.add_option("--page-size", opt.page_size, "Page size in bytes (4096, or 2097152 for hugepage snapshots)")
         ->capture_default_str();
+    app.add_option("--threads", opt.threads, "Threads for the scan and the checksums (0 = one per core)")
+        ->capture_default_str()->type_name("N")->check(CLI::Range(0u, 1024u));
+    app.add_flag("--rehash", opt.rehash,
+                 "Hash the image for its fingerprint even if it is remembered for the image's unchanged stat");
     app.add_option("loadsets", opt.loadsets, "Loading sets (- for stdin)")->required()->type_name("LOADSET");
     return snap::cli::run_tool("snap-split", app, argc, argv, opt.common, [&] { return snap::split_tool::run(opt); });
 }

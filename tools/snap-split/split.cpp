@@ -5,33 +5,9 @@
 #include "common/hash.hpp"
 #include "common/split.hpp"
 
-#include <sys/stat.h>
-
 #include <optional>
 
 namespace snap::split_tool {
-
-namespace {
-
-// What tells that a file changed: identity, size, and modification and change times.
-struct FileState {
-    dev_t dev = 0;
-    ino_t ino = 0;
-    off_t size = 0;
-    timespec mtime{}, ctime{};
-    bool operator==(const FileState& o) const {
-        return dev == o.dev && ino == o.ino && size == o.size && mtime.tv_sec == o.mtime.tv_sec &&
-               mtime.tv_nsec == o.mtime.tv_nsec && ctime.tv_sec == o.ctime.tv_sec && ctime.tv_nsec == o.ctime.tv_nsec;
-    }
-};
-
-std::optional<FileState> file_state(const std::string& path) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) < 0 || !S_ISREG(st.st_mode)) return std::nullopt;  // devices: nothing to compare
-    return FileState{st.st_dev, st.st_ino, st.st_size, st.st_mtim, st.st_ctim};
-}
-
-}  // namespace
 
 int run(const Options& opt) {
     if (opt.common.output.empty()) throw UsageError("no output given", "use -o FILE (or -o - for stdout)");
@@ -54,7 +30,7 @@ int run(const Options& opt) {
 
     // The image must hold still for the whole pass (classify, fingerprint, copy): a VM still
     // running on it, or a copy still being written, would give a split of no real image.
-    const auto image_state = file_state(opt.mem);
+    const auto image_state = file::stamp_of(opt.mem);
     Image image(opt.mem, opt.page_size);
     for (size_t i = 0; i < sets.size(); ++i) {
         const auto& id = sets[i].image;
@@ -69,15 +45,20 @@ int run(const Options& opt) {
     LoadingSet merged = merge_loadsets(sets, spec);
     SplitOptions sopt;
     sopt.assume_written = opt.assume_written;
-    cli::Progress progress("classifying", image.pages());
+    sopt.threads = opt.threads;
+    // The fingerprint of an unchanged image is remembered (verified.hpp): then the pass only
+    // classifies. Otherwise it hashes on the way and the result is remembered below.
+    if (!opt.rehash) image.recall_fingerprint();
+    cli::Progress progress(image.has_fingerprint() ? "classifying" : "classifying and fingerprinting", image.pages());
     SplitPlan plan = plan_split(image, merged, sopt, [&](uint64_t done) { progress.update(done); });
     progress.finish();
     auto check_image_unchanged = [&] {
-        if (image_state && !(file_state(opt.mem) == image_state))
+        if (image_state && !(file::stamp_of(opt.mem) == image_state))
             throw Error(opt.mem + ": the image changed while it was being split (size, mtime or ctime): no split written",
                         ExitCode::runtime, "split a copy that nothing writes to (is a VM still running on it?)");
     };
     check_image_unchanged();  // first: a change during the pass would also spoil the fingerprint
+    if (image.fingerprint_source() == FingerprintSource::hashed) image.keep_fingerprint();
     // The fingerprint came with the classifying pass; a loading set of another image is
     // refused before anything is written.
     uint64_t fp = image.fingerprint();
@@ -94,7 +75,7 @@ int run(const Options& opt) {
 
     // The parent digest: the loading set's digest, or a digest over all of them.
     uint64_t parent = digests.size() == 1 ? digests[0] : hash::xxh3(digests.data(), digests.size() * sizeof(uint64_t));
-    uint64_t digest = write_split(image, plan, opt.common.output, parent, check_image_unchanged);
+    uint64_t digest = write_split(image, plan, opt.common.output, parent, check_image_unchanged, opt.threads);
 
     const auto& n = plan.pages_per_class;
     const uint64_t ps = image.page_size();
@@ -105,6 +86,8 @@ int run(const Options& opt) {
             {"parent_digest", hash::to_hex(parent)},
             {"image", opt.mem},
             {"image_fingerprint", hash::to_hex(fp)},
+            {"fingerprint_source", fingerprint_source_name(image.fingerprint_source())},
+            {"threads", split_threads(opt.threads)},
             {"page_size", ps},
             {"pages", image.pages()},
             {"zero", n[0]}, {"ro", n[1]}, {"rw", n[2]}, {"cold", n[3]},

@@ -16,6 +16,8 @@ struct Options {
     std::string merge = "union";
     bool assume_written = false;
     uint32_t page_size = 4096;
+    unsigned threads = 0;  // 0 = one per core
+    bool rehash = false;   // hash the image even if its fingerprint is remembered
 };
 
 int run(const Options& opt);
