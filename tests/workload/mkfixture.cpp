@@ -46,10 +46,10 @@ struct Rng {
 int main(int argc, char** argv) {
     const char* usage =
         "usage: mkfixture IMAGE LOADSET [PAGES [SEED]] [--method fixture|mincore|pagemap|uffd|bpf]\n"
-        "                 [--zero-pct P] [--random-pct P] [--max-run N] [--variant V]\n";
+        "                 [--zero-pct P] [--random-pct P] [--max-run N] [--variant V] [--page-size BYTES]\n";
     std::vector<std::string> pos;
     std::string method = "fixture";
-    uint64_t zero_pct = 50, random_pct = 50, max_run = 64, variant = 0;
+    uint64_t zero_pct = 50, random_pct = 50, max_run = 64, variant = 0, page_size = snap::kDefaultPageSize;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (a.size() > 2 && a.compare(0, 2, "--") == 0) {
@@ -63,6 +63,7 @@ int main(int argc, char** argv) {
             else if (a == "--random-pct") random_pct = std::strtoull(v.c_str(), nullptr, 10);
             else if (a == "--max-run") max_run = std::strtoull(v.c_str(), nullptr, 10);
             else if (a == "--variant") variant = std::strtoull(v.c_str(), nullptr, 10);
+            else if (a == "--page-size") page_size = std::strtoull(v.c_str(), nullptr, 10);
             else {
                 std::fprintf(stderr, "mkfixture: unknown option %s\n%s", a.c_str(), usage);
                 return 2;
@@ -78,7 +79,11 @@ int main(int argc, char** argv) {
     }
     const uint64_t pages = pos.size() > 2 ? std::strtoull(pos[2].c_str(), nullptr, 0) : 4096;
     Rng rng{pos.size() > 3 ? std::strtoull(pos[3].c_str(), nullptr, 0) | 1 : 0x9e3779b97f4a7c15ull};
-    const uint32_t ps = snap::kDefaultPageSize;
+    if (page_size != 4096 && page_size != 2u << 20) {
+        std::fprintf(stderr, "mkfixture: --page-size is 4096 or 2097152\n");
+        return 2;
+    }
+    const uint32_t ps = static_cast<uint32_t>(page_size);
     const char* image_path = pos[0].c_str();
     const char* loadset_path = pos[1].c_str();
     // The non-zero share splits cold:read:written 5:3:2 (with the default 50 %: 50/75/90).

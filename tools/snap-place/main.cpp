@@ -25,13 +25,15 @@ int main(int argc, char** argv) {
         ->type_name("DIR");
     app.add_flag("--compress", opt.compress, "Compress parts on file: tiers with zstd in independent frames (seekable)");
     app.add_option("--zstd-level", opt.zstd_level, "zstd level for --compress")->capture_default_str()->check(CLI::Range(-7, 19))->type_name("N");
-    app.add_option("--frame-size", opt.frame_size, "Uncompressed bytes per zstd frame, a multiple of the page size")
-        ->capture_default_str()->type_name("SIZE");
+    app.add_option("--frame-size", opt.frame_size,
+                   "Uncompressed bytes per zstd frame, a multiple of the page size (default 64K, or the page size if larger)")
+        ->type_name("SIZE");
     app.add_flag("--no-layout", opt.no_layout,
                  "Do not write the image-order layout file beside an RO part on a byte-addressable tier");
     app.add_flag("--dry-run", opt.dry_run, "Choose tiers and print the estimate; write nothing");
-    app.add_option("--chunk-size", opt.chunk_size, "Pool tiers: raw bytes per content-addressed chunk, a multiple of the page size")
-        ->capture_default_str()->type_name("SIZE");
+    app.add_option("--chunk-size", opt.chunk_size,
+                   "Pool tiers: raw bytes per content-addressed chunk, a multiple of the page size (default 16K, or the page size if larger)")
+        ->type_name("SIZE");
     app.add_option("--name", opt.name, "Pool tiers: also register the manifest under this name (replacing what it named)")
         ->type_name("NAME");
     app.add_option("--pool-replicas", opt.pool_replicas, "Pool tiers: wait until this many replicas hold the new chunks")

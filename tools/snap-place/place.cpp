@@ -145,15 +145,9 @@ int run(const Options& opt) {
         req.params.apply_json(j, opt.cost_file);
         for (auto& c : opt.cost) req.params.set(c);  // the command line wins over the file
     }
-    uint64_t frame = tier::parse_size(opt.frame_size);
-    if (frame > placed::kMaxFrameBytes) throw UsageError("--frame-size is at most 64M");
-    req.frame_bytes = static_cast<uint32_t>(frame);
     req.compress = opt.compress;
     req.layout = !opt.no_layout;
     req.zstd_level = opt.zstd_level;
-    uint64_t chunk = tier::parse_size(opt.chunk_size);
-    if (chunk == 0 || chunk > pool::kMaxChunkBytes) throw UsageError("--chunk-size is between one page and 4M");
-    req.chunk_bytes = static_cast<uint32_t>(chunk);
     req.pool_name = opt.name;
     req.pool_replicas = opt.pool_replicas;
     if (!opt.name.empty() && !pool::valid_name(opt.name))
@@ -202,6 +196,14 @@ int run(const Options& opt) {
     SplitReader split(opt.split);
     const uint32_t ps = split.page_size();
     const auto& plan = split.plan();
+    // Frame and chunk sizes default to 64K and 16K, or one page where pages are larger (2 MiB
+    // hugepage snapshots): a default that works for every split.
+    uint64_t frame = opt.frame_size.empty() ? std::max<uint64_t>(placed::kDefaultFrameBytes, ps) : tier::parse_size(opt.frame_size);
+    if (frame > placed::kMaxFrameBytes) throw UsageError("--frame-size is at most 64M");
+    req.frame_bytes = static_cast<uint32_t>(frame);
+    uint64_t chunk = opt.chunk_size.empty() ? std::max<uint64_t>(pool::kDefaultChunkBytes, ps) : tier::parse_size(opt.chunk_size);
+    if (chunk == 0 || chunk > pool::kMaxChunkBytes) throw UsageError("--chunk-size is between one page and 4M");
+    req.chunk_bytes = static_cast<uint32_t>(chunk);
 
     placed::PlaceResult res;
     cost::Estimate est;

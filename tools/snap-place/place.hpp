@@ -22,10 +22,10 @@ struct Options {
     bool compress = false;
     bool no_layout = false;
     int zstd_level = 1;
-    std::string frame_size = "64K";
+    std::string frame_size;  // "" = 64K, or the page size if larger
     bool dry_run = false;
     // Pool tiers (redis://…): the chunk size, a name to register the manifest under, replicas to wait for.
-    std::string chunk_size = "16K";
+    std::string chunk_size;  // "" = 16K, or the page size if larger
     std::string name;
     int pool_replicas = 0;
     // Pool management (no split): --pool URL with one of --list, --remove, --collect, --fetch, --calibrate.

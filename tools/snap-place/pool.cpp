@@ -128,7 +128,7 @@ int run_pool(const Options& opt) {
                " chunks deleted; " + std::to_string(st.live_chunks) + " named by " + std::to_string(st.manifests) +
                " manifests and " + std::to_string(st.leases) + " placements in progress\n";
     } else {
-        uint64_t chunk = tier::parse_size(opt.chunk_size);
+        uint64_t chunk = opt.chunk_size.empty() ? pool::kDefaultChunkBytes : tier::parse_size(opt.chunk_size);
         if (chunk == 0 || chunk > pool::kMaxChunkBytes) throw UsageError("--chunk-size is between one page and 4M");
         auto m = calibrate(store.client(), url.ns, static_cast<uint32_t>(chunk));
         // The product is a cost file (snap-place --cost-file FILE): {"pool": {...}} alone,

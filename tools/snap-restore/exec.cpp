@@ -226,7 +226,7 @@ int run_exec(const Options& opt, Context& ctx) {
                 auto peer = uffd::accept_firecracker(*listener, 1000, 5000, UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_THREAD_ID);
                 if (peer.pid <= 0) peer.pid = pid;
                 uffd::ServeOptions so;
-                so.server.granule_bytes = record ? r.page_size() : std::max<uint64_t>(tier::parse_size(opt.granule), r.page_size());
+                so.server.granule_bytes = record ? r.page_size() : std::max<uint64_t>(opt.granule.empty() ? 64 * 1024 : tier::parse_size(opt.granule), r.page_size());
                 so.server.use_zeropage = true;
                 so.server.record = record;
                 so.server.owner_pid = peer.pid;  // to count faults from KVM's async page-fault workers

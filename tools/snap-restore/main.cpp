@@ -25,7 +25,8 @@ int main(int argc, char** argv) {
     app.add_flag("--layered", opt.layered,
                  "tiered: lay one mapping per run (the older schedule) instead of one mapping of the RO layout file "
                  "with userfaultfd");
-    app.add_option("--granule", opt.granule, "--serve: bytes resolved around each fault")->type_name("SIZE")->capture_default_str();
+    app.add_option("--granule", opt.granule, "--serve: bytes resolved around each fault (default 64K, or the page size if larger)")
+        ->type_name("SIZE");
     app.add_option("--accept-timeout", opt.accept_timeout_s, "--serve: seconds to wait for the VMM to connect (0 = forever)")
         ->type_name("SECONDS")->capture_default_str();
     app.add_option("--pool-cache", opt.pool_cache, "Pool parts: memory for fetched chunks (the oldest are dropped first)")

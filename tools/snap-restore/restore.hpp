@@ -36,7 +36,7 @@ struct Options {
     bool no_verify = false;            // check nothing (the named escape)
     bool dry_run = false;
     bool no_warm = false;
-    std::string granule = "64K";
+    std::string granule;  // "" = 64K, or the page size if larger
     std::string pool_cache = "256M";   // pool parts: decoded chunks kept in memory
     uint32_t pool_prefetch = 16;       // pool parts: chunks read ahead after a miss
     double accept_timeout_s = 60;

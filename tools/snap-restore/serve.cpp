@@ -20,9 +20,9 @@ int run_serve(const Options& opt, Context& ctx) {
     const auto& r = ctx.placed();
     restore::PlacedSource source(r, ctx.pool_options());
     uffd::ServeOptions so;
-    so.server.granule_bytes = tier::parse_size(opt.granule);
+    so.server.granule_bytes = opt.granule.empty() ? std::max<uint64_t>(64 * 1024, r.page_size()) : tier::parse_size(opt.granule);
     if (so.server.granule_bytes == 0 || so.server.granule_bytes % r.page_size())
-        throw UsageError("--granule " + opt.granule + ": must be a multiple of the page size");
+        throw UsageError("--granule " + opt.granule + ": must be a multiple of the page size (" + std::to_string(r.page_size()) + ")");
     so.server.use_zeropage = true;
     so.guardian = true;  // Firecracker cannot tell that its handler died: kill it if we do
     so.server.record = !opt.record.empty();
