@@ -669,6 +669,17 @@ std::vector<std::optional<std::string>> RedisCluster::get(const std::vector<std:
     return out;
 }
 
+void RedisCluster::get_each(const std::vector<std::string>& keys, const std::function<void(size_t, std::string_view)>& on_value) {
+    std::vector<Cmd> cmds(keys.size());
+    for (size_t k = 0; k < keys.size(); ++k) cmds[k] = Cmd{{"GET", keys[k]}, 2};
+    impl_->run(cmds, false, [&](size_t k, const redisReply& r) {
+        if (r.type == REDIS_REPLY_NIL) return true;
+        if (r.type != REDIS_REPLY_STRING) return false;
+        on_value(k, std::string_view(r.str, r.len));
+        return true;
+    });
+}
+
 std::vector<bool> RedisCluster::exists(const std::vector<std::string>& keys) {
     std::vector<Cmd> cmds(keys.size());
     for (size_t k = 0; k < keys.size(); ++k) cmds[k] = Cmd{{"EXISTS", keys[k]}, 2};

@@ -92,17 +92,28 @@ uint64_t ChunkStore::fetch(const std::vector<ChunkRef>& refs, const std::vector<
         std::vector<std::string> keys;
         const size_t end = std::min(refs.size(), i + kBatch);
         for (size_t j = i; j < end; ++j) keys.push_back(chunk_key(refs[j].id));
-        auto vals = client_.get(keys);
-        for (size_t j = i; j < end; ++j) {
-            auto& v = vals[j - i];
-            if (!v)
-                throw BadInput(url_.text, "chunk " + to_hex(refs[j].id) + " is missing from the pool (node " +
-                                              client_.node_for(keys[j - i]) + ")");
-            std::string why = decode_value(*v, refs[j].id, refs[j].raw_bytes, dst[j], dctx);
-            if (!why.empty())
-                throw BadInput(url_.text, "chunk " + to_hex(refs[j].id) + " (node " + client_.node_for(keys[j - i]) + "): " + why);
-            moved += v->size();
-        }
+        // Decoded straight from the reply into the page (no copy of the value); the first
+        // fault is kept and thrown after the pipeline is read.
+        std::vector<bool> got(keys.size(), false);
+        size_t bad = SIZE_MAX;
+        std::string why;
+        client_.get_each(keys, [&](size_t k, std::string_view v) {
+            got[k] = true;
+            if (bad != SIZE_MAX) return;
+            std::string w = decode_value(v, refs[i + k].id, refs[i + k].raw_bytes, dst[i + k], dctx);
+            if (!w.empty()) {
+                bad = k;
+                why = std::move(w);
+                return;
+            }
+            moved += v.size();
+        });
+        if (bad != SIZE_MAX)
+            throw BadInput(url_.text, "chunk " + to_hex(refs[i + bad].id) + " (node " + client_.node_for(keys[bad]) + "): " + why);
+        for (size_t k = 0; k < keys.size(); ++k)
+            if (!got[k])
+                throw BadInput(url_.text, "chunk " + to_hex(refs[i + k].id) + " is missing from the pool (node " +
+                                              client_.node_for(keys[k]) + ")");
     }
     return moved;
 }

@@ -26,6 +26,14 @@ bool uffd_mappable(const std::string& path) {
     if (::statfs(path.c_str(), &fs) != 0) return false;
     return fs.f_type == TMPFS_MAGIC || fs.f_type == HUGETLBFS_MAGIC;
 }
+// Private memory for a part's bytes, filled once and read many times: transparent huge pages
+// where the kernel gives them (one fault per 2 MiB instead of per 4 KiB while it is filled).
+void* private_buffer(uint64_t bytes, const std::string& what) {
+    void* m = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) throw_errno("mmap anonymous for " + what);
+    (void)::madvise(m, bytes, MADV_HUGEPAGE);  // advice only
+    return m;
+}
 }  // namespace
 
 std::vector<PartRef> part_refs(const placed::PlacedReader& r) {
@@ -77,8 +85,7 @@ uint64_t PlacedSource::load_hot_parts() {
     for (size_t i = 0; i < parts_.size(); ++i) {
         const placed::Part& part = parts_[i]->part();
         if (part.cls == PageClass::cold || part.raw_bytes == 0 || loaded_parts_[i].data) continue;
-        void* m = ::mmap(nullptr, part.raw_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (m == MAP_FAILED) throw_errno("mmap anonymous for " + part.path);
+        void* m = private_buffer(part.raw_bytes, part.path);
         auto* dst = static_cast<std::byte*>(m);
         if (part.compression != placed::Compression::none) {
             parts_[i]->read_all(dst);
@@ -116,8 +123,7 @@ void PlacedSource::populate_rw(bool ro) {
         if (!hot || part.raw_bytes == 0 || loaded_parts_[i].data) continue;
         auto m = ps->mapped();
         if (m.empty()) {
-            void* a = ::mmap(nullptr, part.raw_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-            if (a == MAP_FAILED) throw_errno("mmap anonymous for " + part.path);
+            void* a = private_buffer(part.raw_bytes, part.path);
             try {
                 ps->read_all(static_cast<std::byte*>(a));
             } catch (...) {
