@@ -20,7 +20,8 @@ Globals& globals() {
 const char* tool_name() { return globals().tool; }
 
 void add_common(CLI::App& app, CommonOptions& opt, const std::string& output_help) {
-    app.set_version_flag("--version", std::string("snapkit ") + SNAPKIT_VERSION);
+    // "snap-split (snapkit) 0.1.0": the tool and the package, as coreutils tools say it.
+    app.set_version_flag("--version", app.get_name() + " (snapkit) " + SNAPKIT_VERSION);
     app.add_flag("-v,--verbose", opt.verbose, "Say more on stderr");
     app.add_flag("-q,--quiet", opt.quiet, "Say nothing on stderr but errors");
     app.add_flag("--json", opt.json, "Print one JSON object on stdout describing the run");

@@ -19,6 +19,9 @@ for tool in snap-record snap-split snap-stat snap-place snap-restore; do
   for o in $man_opts; do
     grep -qxF -- "$o" <<<"$help_opts" || { echo "FAIL: $page documents $o, $tool --help does not have it"; fail=1; }
   done
+  # --version names the tool and the package ("snap-split (snapkit) 0.1.0").
+  v=$("$bin/$tool" --version)
+  [[ "$v" == "$tool (snapkit) "[0-9]* ]] || { echo "FAIL: $tool --version says '$v'"; fail=1; }
   checked=$((checked + 1))
 done
 [ "$checked" -gt 0 ] || { echo "FAIL: no tool found in $bin"; exit 1; }

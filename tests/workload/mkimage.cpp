@@ -13,8 +13,14 @@
 #include <vector>
 
 int main(int argc, char** argv) {
-    if (argc < 2) {
-        std::fprintf(stderr, "usage: mkimage OUT --mib N [--zero-pct P] [--seed S]\n");
+    const char* usage = "usage: mkimage OUT --mib N [--zero-pct P] [--seed S]\n";
+    if (argc >= 2 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0)) {
+        std::fputs(usage, stdout);
+        return 0;
+    }
+    // OUT never starts with '-' (an option mistaken for the file name writes a 64 MiB "--mib").
+    if (argc < 2 || argv[1][0] == '-' || argc % 2 != 0) {
+        std::fputs(usage, stderr);
         return 2;
     }
     std::string out = argv[1];

@@ -8,7 +8,7 @@
 int main(int argc, char** argv) {
     using namespace snap::record;
     Options opt;
-    CLI::App app{"Record which pages of a memory image a process touches (a loading set)."};
+    CLI::App app{"Record which pages of a memory image a process touches (a loading set).", "snap-record"};
     snap::cli::add_common(app, opt.common, "Write the loading set here (- = stdout; then --json needs --report)");
     snap::cli::add_report(app, opt.common);
     std::string methods;
