@@ -100,7 +100,7 @@ std::vector<Region> parse_firecracker_regions(std::string_view text) {
     nlohmann::json j;
     try {
         j = nlohmann::json::parse(text.begin(), text.end());
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // parse errors, and numbers out of range (1e400)
         throw ProtocolError(std::string("not JSON: ") + e.what());
     }
     if (!j.is_array()) throw ProtocolError("expected a JSON array of regions");

@@ -16,7 +16,7 @@ fi
 cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
       -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSNAPKIT_LIBFUZZER=ON > "$build.configure.log" 2>&1 ||
   { cat "$build.configure.log"; echo "FAIL: configure"; exit 1; }
-targets=(loadset split placed)
+targets=(loadset split placed regions)
 bins=()
 for t in "${targets[@]}"; do bins+=("snap-fuzz-$t-libfuzzer"); done
 cmake --build "$build" -j"${SNAPKIT_JOBS:-2}" --target "${bins[@]}" > "$build.build.log" 2>&1 ||
@@ -26,7 +26,13 @@ rm -rf "$work" && mkdir -p "$work/seeds" || exit 1
 "$seeder" --write-seeds "$work/seeds" || { echo "FAIL: seeds"; exit 1; }
 fail=0
 for t in "${targets[@]}"; do
-  mkdir -p "$work/$t/corpus" && cp "$work"/seeds/* "$work/$t/corpus/"
+  mkdir -p "$work/$t/corpus"
+  if [ "$t" = regions ]; then  # the handshake's JSON, not an artifact
+    printf '%s' '[{"base_host_virt_addr":1073741824,"size":25165824,"offset":0,"page_size":4096}]' > "$work/$t/corpus/one"
+    printf '%s' '[{"base_host_virt_addr":4194304,"size":4194304,"offset":0,"page_size_kib":2048},{"base_host_virt_addr":8388608,"size":4194304,"offset":4194304,"page_size_kib":2048}]' > "$work/$t/corpus/two"
+  else
+    cp "$work"/seeds/* "$work/$t/corpus/"
+  fi
   # -malloc_limit_mb bounds what one input may allocate; the process RSS limit is looser
   # because ASan's quarantine and libFuzzer's corpus grow over a run (not one input's doing).
   (cd "$work/$t" && ASAN_OPTIONS=detect_leaks=1:quarantine_size_mb=32 "$build/bin/snap-fuzz-$t-libfuzzer" corpus \
