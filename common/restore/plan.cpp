@@ -570,6 +570,16 @@ std::vector<PageOrigin> page_origins(const MappingPlan& plan) {
     return o;
 }
 
+std::array<uint64_t, kPageClasses> MappingPlan::fallback_pages() const {
+    std::array<uint64_t, kPageClasses> out{};
+    if (strategy == Strategy::vanilla) return out;
+    for (PageClass c : {PageClass::rw, PageClass::ro, PageClass::cold}) {
+        if (strategy == Strategy::faasnap && c == PageClass::cold) continue;
+        out[static_cast<int>(c)] = pages[static_cast<int>(c)][static_cast<int>(Mechanism::image)];
+    }
+    return out;
+}
+
 nlohmann::json MappingPlan::to_json() const {
     nlohmann::json j;
     j["strategy"] = strategy_name(strategy);
@@ -592,6 +602,10 @@ nlohmann::json MappingPlan::to_json() const {
         cls[cls_name(static_cast<PageClass>(c))] = m;
     }
     j["pages"] = cls;
+    const auto fb = fallback_pages();
+    j["fallback_pages"] = {{"rw", fb[static_cast<int>(PageClass::rw)]},
+                           {"ro", fb[static_cast<int>(PageClass::ro)]},
+                           {"cold", fb[static_cast<int>(PageClass::cold)]}};
     auto total = [](const std::vector<PageSpan>& v) {
         uint64_t t = 0;
         for (const auto& s : v) t += s.pages;

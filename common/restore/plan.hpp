@@ -148,6 +148,10 @@ struct MappingPlan {
     std::vector<std::string> notes;  // fall-backs the builder took ("cold part is compressed: …")
 
     nlohmann::json to_json() const;
+    // Pages the strategy meant to take from a part but takes from the image (a compressed or
+    // pool part under a mapping schedule, runs merged across gaps to fit the mapping budget),
+    // per class; faasnap's COLD and everything of vanilla come from the image by design.
+    std::array<uint64_t, kPageClasses> fallback_pages() const;
     bool operator==(const MappingPlan&) const = default;
 };
 

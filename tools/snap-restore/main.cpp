@@ -39,6 +39,9 @@ int main(int argc, char** argv) {
                  "Hash every part and the image now, even those remembered as unchanged since they were last checked");
     app.add_flag("--no-verify", opt.no_verify,
                  "Serve parts and image without checking their digests (by default they are checked, or remembered)");
+    app.add_flag("--strict", opt.strict,
+                 "Refuse a schedule that falls back: pages taken from the image instead of their part, or tiered's "
+                 "layered mappings instead of its userfaultfd schedule");
     app.add_flag("--no-warm", opt.no_warm, "--materialize: do not read the loading set into the page cache");
     app.add_flag("--dry-run", opt.dry_run, "Build the mapping plan, report it, restore nothing");
     app.add_option("command", opt.command, "With --exec: the VMM and its arguments, after --")->type_name("VMM ARGS");

@@ -69,12 +69,28 @@ restore::MappingPlan Context::build_plan(const Options& opt, const std::string& 
         b.max_mappings = limit > 8192 ? limit - 4096 : limit / 2;  // the VMM needs its own
     }
     auto refs = restore::part_refs(*placed_);
+    auto strict = [&](restore::MappingPlan p) {
+        if (!opt.strict || !opt.exec) return p;  // --serve and --materialize read every page from the parts
+        const auto fb = p.fallback_pages();
+        const uint64_t n = fb[1] + fb[2] + fb[3];
+        std::string why;
+        if (n) why = std::to_string(n) + " pages would come from the image instead of their part";
+        if (strategy_ == restore::Strategy::tiered && !opt.layered && !p.demand)
+            why += std::string(why.empty() ? "" : "; ") + "tiered would lay one mapping per run (no usable RO layout file)";
+        if (!why.empty()) {
+            std::string notes;
+            for (auto& note : p.notes) notes += (notes.empty() ? "" : "; ") + note;
+            throw Error("--strict: " + why + (notes.empty() ? "" : " (" + notes + ")"), ExitCode::runtime,
+                        "drop --strict to restore anyway, or place the parts where the schedule can use them");
+        }
+        return p;
+    };
     // A part that is missing or short is named now, not inside the VMM (pool parts: when a
     // chunk is fetched).
     if (strategy_ != restore::Strategy::vanilla)
         for (const auto& p : placed_->parts())
             if (p.compression != placed::Compression::chunks) placed::PartSource check(p);
-    return restore::build_plan(placed_->plan(), refs, image_path, b);
+    return strict(restore::build_plan(placed_->plan(), refs, image_path, b));
 }
 
 void Context::emit(const Options& opt, const nlohmann::json& j, const std::vector<std::string>& lines) const {

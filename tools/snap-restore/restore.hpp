@@ -36,6 +36,7 @@ struct Options {
     bool no_verify = false;            // check nothing (the named escape)
     bool dry_run = false;
     bool no_warm = false;
+    bool strict = false;               // a schedule that falls back (pages from the image, layered tiered) is an error
     std::string granule;  // "" = 64K, or the page size if larger
     std::string pool_cache = "256M";   // pool parts: decoded chunks kept in memory
     uint32_t pool_prefetch = 16;       // pool parts: chunks read ahead after a miss
