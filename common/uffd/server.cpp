@@ -236,8 +236,11 @@ bool FaultServer::fill_run(int r, uint64_t start, uint64_t len, bool removed, bo
             // mapped in this process sends the kernel down a slow retry path, page by page
             // (measured: ~9 µs/page instead of ~1.5). Touching one byte per page first maps
             // them cheaply (fault-around maps 16 at a time); a no-op for scratch buffers.
-            if (!zero && opt_.prefault_source)
-                for (uint64_t o = 0; o < p.bytes; o += 4096) (void)*reinterpret_cast<const volatile std::byte*>(p.data + o);
+            // MADV_POPULATE_READ, not a touch: a part file truncated under the restore makes
+            // it fail with EFAULT (an error naming the offset) where a touch would be SIGBUS.
+            if (!zero && opt_.prefault_source && !populate_source(p.data, p.bytes))
+                throw Error("the page source of image offset " + hex(R.offset + (dst - R.base)) +
+                            " can no longer be read (a part file truncated or replaced under the restore)");
             res = uffd_.copy(dst, zero ? zeros() : p.data, p.bytes, false, write_protect);
         }
         mark(dst, res.bytes);
@@ -474,6 +477,14 @@ int FaultServer::serve(std::span<const int> extra_fds, const std::atomic<bool>* 
     return result;
 }
 
+// Map a piece's source bytes into this process before UFFDIO_COPY reads them (see resolve):
+// MADV_POPULATE_READ, not a touch per page, so that a source that went away (a part file
+// truncated under the restore) is EFAULT here instead of SIGBUS. False when it cannot be read.
+bool FaultServer::populate_source(const std::byte* data, uint64_t bytes) {
+    auto at = reinterpret_cast<uintptr_t>(data), lo = at & ~uintptr_t(4095);
+    return ::madvise(reinterpret_cast<void*>(lo), bytes + (at - lo), 22 /* MADV_POPULATE_READ */) == 0 || errno != EFAULT;
+}
+
 void FaultServer::install_share(std::span<const PageRange> ranges, InstallCounts& c, std::byte* scratch,
                                 uint64_t scratch_bytes) {
     const uint64_t ps = source_.page_size();
@@ -499,8 +510,8 @@ void FaultServer::install_share(std::span<const PageRange> ranges, InstallCounts
                         res = uffd_.zeropage(at, p.bytes, false);
                     } else {
                         if (p.zero()) return;  // zeros by copy: left to the serial pass
-                        if (opt_.prefault_source)
-                            for (uint64_t o = 0; o < p.bytes; o += 4096) (void)*reinterpret_cast<const volatile std::byte*>(p.data + o);
+                        // A source that cannot be read: left to the serial pass, which says so.
+                        if (opt_.prefault_source && !populate_source(p.data, p.bytes)) return;
                         res = uffd_.copy(at, p.data, p.bytes, false, false);
                     }
                     for (uint64_t x = at; x < at + res.bytes; x += 4096) state(r, x) = kPresent;

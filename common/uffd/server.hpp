@@ -159,6 +159,7 @@ private:
     struct InstallCounts {
         uint64_t copied = 0, zeroed = 0, bytes = 0, eexist = 0;
     };
+    static bool populate_source(const std::byte* data, uint64_t bytes);
     void install_share(std::span<const PageRange> ranges, InstallCounts& c, std::byte* scratch, uint64_t scratch_bytes);
     uint8_t& state(int r, uint64_t addr);
     void record_touch(int r, uint64_t addr, bool write);
