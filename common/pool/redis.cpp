@@ -6,6 +6,7 @@
 #include "common/pool/redis.hpp"
 
 #include <hiredis/hiredis.h>
+#include <unistd.h>
 
 #include <pthread.h>
 #include <signal.h>
@@ -319,6 +320,8 @@ struct RedisCluster::Impl {
         redisContext* ctx = nullptr;
         size_t outstanding = 0;  // replies not read yet
         bool wrote = false;
+        std::vector<char> in;    // bytes read from the socket, not yet given to hiredis's reader
+        size_t in_pos = 0, in_len = 0;
     };
 
     ClientOptions opt;
@@ -345,6 +348,7 @@ struct RedisCluster::Impl {
         if (nodes[i].ctx) redisFree(nodes[i].ctx);
         nodes[i].ctx = nullptr;
         nodes[i].outstanding = 0;
+        nodes[i].in_pos = nodes[i].in_len = 0;
     }
 
     redisContext* connection(size_t i) {
@@ -409,11 +413,44 @@ struct RedisCluster::Impl {
             if (redisBufferWrite(c, &done) != REDIS_OK) fail_io(i, errno, during);
         ++round_trips;
     }
+    // A reply: hiredis parses (its reader), but the socket is read here, up to 1 MiB at a
+    // time — redisGetReply reads 16 KiB per call (a system call per quarter of a 64 KiB
+    // chunk) — and given to the reader 64 KiB at a time: the reader moves what is left of its
+    // buffer after every reply, so a large feed would make that quadratic.
     ReplyPtr read(size_t i, const std::string& during) {
+        Node& n = nodes[i];
+        redisContext* c = n.ctx;
+        constexpr size_t kRead = 1u << 20, kFeed = 64u << 10;
         void* r = nullptr;
-        errno = 0;
-        if (redisGetReply(nodes[i].ctx, &r) != REDIS_OK || !r) fail_io(i, errno, during);
-        --nodes[i].outstanding;
+        for (;;) {
+            if (redisReaderGetReply(c->reader, &r) != REDIS_OK) {
+                c->err = REDIS_ERR_PROTOCOL;
+                std::snprintf(c->errstr, sizeof c->errstr, "%s", "protocol error in the reply");
+                fail_io(i, 0, during);
+            }
+            if (r) break;
+            if (n.in_pos == n.in_len) {
+                if (n.in.size() < kRead) n.in.resize(kRead);
+                ssize_t got = ::read(c->fd, n.in.data(), n.in.size());
+                if (got < 0 && errno == EINTR) continue;
+                if (got <= 0) {
+                    const int e = got == 0 ? 0 : errno;
+                    c->err = got == 0 ? REDIS_ERR_EOF : REDIS_ERR_IO;
+                    std::snprintf(c->errstr, sizeof c->errstr, "%s", got == 0 ? "connection closed" : std::strerror(e));
+                    fail_io(i, e, during);
+                }
+                n.in_pos = 0;
+                n.in_len = static_cast<size_t>(got);
+            }
+            const size_t feed = std::min(kFeed, n.in_len - n.in_pos);
+            if (redisReaderFeed(c->reader, n.in.data() + n.in_pos, feed) != REDIS_OK) {
+                c->err = REDIS_ERR_PROTOCOL;
+                std::snprintf(c->errstr, sizeof c->errstr, "%s", "reader buffer");
+                fail_io(i, 0, during);
+            }
+            n.in_pos += feed;
+        }
+        --n.outstanding;
         return ReplyPtr(static_cast<redisReply*>(r));
     }
 
