@@ -140,7 +140,16 @@ void PartReader::read(uint64_t offset, size_t len, std::byte* dst) {
         Entry& e = it->second;
         if (std::find(need.begin(), need.end(), i) == need.end()) {
             ++stats_.cache_hits;
-            if (e.prefetched && !e.used) ++stats_.prefetch_hits;
+            if (e.prefetched && !e.used) {
+                ++stats_.prefetch_hits;
+                // The read-ahead paid off: keep the window ahead of the reader (the chunk a
+                // window past this one), so a stream of faults stops waiting at its edge.
+                const size_t next = i + opt_.prefetch_chunks;
+                if (next < chunks_.size() && !cache_.count(next) && !inflight_[next]) {
+                    want_.push_back(next);
+                    cv_.notify_all();
+                }
+            }
         }
         e.used = true;
         lru_.splice(lru_.begin(), lru_, e.lru);
