@@ -731,12 +731,12 @@ Part write_part(const SplitReader& split, PageClass cls, const tier::TierSpec& t
     return part;
 }
 
-// A pool part: the class's bytes cut into chunks (pool::cut_part), each named by its XXH3-128
-// and encoded (zstd when it pays) here, so that the manifest's bytes do not depend on what the
-// pool held already; only the chunks the pool lacks are sent. `ids` is the lease's list.
+// A pool part: the class's bytes as `cut` (pool::cut_part, ids computed once by place() for
+// the lease), each chunk encoded (zstd when it pays) here, so that the manifest's bytes do not
+// depend on what the pool held already; only the chunks the pool lacks are sent.
 Part write_pool_part(const SplitReader& split, PageClass cls, const tier::TierSpec& t, uint32_t tier_index,
-                     const PlaceRequest& req, PartOutcome& outcome, const std::function<void(uint64_t)>& advance,
-                     pool::ChunkStore& store, const std::string& lease) {
+                     const PlaceRequest& req, std::vector<pool::ChunkRef> cut, PartOutcome& outcome,
+                     const std::function<void(uint64_t)>& advance, pool::ChunkStore& store, const std::string& lease) {
     const ChunkEntry& ch = split.artifact().require(split_data_chunk(cls));
     auto data = split.class_data(cls);
     Part part;
@@ -747,6 +747,7 @@ Part write_pool_part(const SplitReader& split, PageClass cls, const tier::TierSp
     part.compression = Compression::chunks;
     part.frame_bytes = req.chunk_bytes;
     part.path = t.location + "#" + hash::to_hex(part.digest) + "." + class_name(cls);
+    part.chunks = std::move(cut);
     outcome.cls = cls;
     outcome.path = part.path;
     outcome.raw_bytes = part.raw_bytes;
@@ -755,29 +756,27 @@ Part write_pool_part(const SplitReader& split, PageClass cls, const tier::TierSp
     ZSTD_CCtx* cctx = ZSTD_createCCtx();
     if (!cctx) throw std::bad_alloc();
     std::unique_ptr<ZSTD_CCtx, size_t (*)(ZSTD_CCtx*)> guard(cctx, ZSTD_freeCCtx);
-    auto lens = pool::cut_part(split.plan(), cls, req.chunk_bytes);
-    std::vector<pool::ChunkId> seen_ids;  // distinct within this part
+    std::vector<pool::ChunkId> seen_ids;  // distinct within this part, sorted
     uint64_t off = 0;
     constexpr size_t kBatch = 256;
-    for (size_t i = 0; i < lens.size(); i += kBatch) {
+    for (size_t i = 0; i < part.chunks.size(); i += kBatch) {
         std::vector<std::pair<pool::ChunkId, std::string>> batch;
         std::vector<pool::ChunkId> ids;
         uint64_t batch_raw = 0;
-        for (size_t j = i; j < std::min(lens.size(), i + kBatch); ++j) {
-            const std::byte* raw = data.data() + off;
-            pool::ChunkId id = pool::chunk_id(raw, lens[j]);
-            std::string v = pool::encode_value(raw, lens[j], req.zstd_level, cctx);
-            part.chunks.push_back({id, lens[j], static_cast<uint32_t>(v.size())});
+        for (size_t j = i; j < std::min(part.chunks.size(), i + kBatch); ++j) {
+            pool::ChunkRef& c = part.chunks[j];
+            std::string v = pool::encode_value(data.data() + off, c.raw_bytes, req.zstd_level, cctx);
+            c.stored_bytes = static_cast<uint32_t>(v.size());
             part.stored_bytes += v.size();
-            off += lens[j];
-            batch_raw += lens[j];
-            bool dup = false;
-            for (auto& b : batch) dup = dup || b.first == id;
-            if (dup || std::binary_search(seen_ids.begin(), seen_ids.end(), id)) continue;
-            ids.push_back(id);
-            batch.emplace_back(id, std::move(v));
+            off += c.raw_bytes;
+            batch_raw += c.raw_bytes;
+            auto at = std::lower_bound(seen_ids.begin(), seen_ids.end(), c.id);
+            if (at != seen_ids.end() && *at == c.id) continue;  // a repeat within the part
+            seen_ids.insert(at, c.id);
+            ids.push_back(c.id);
+            batch.emplace_back(c.id, std::move(v));
         }
-        auto have = store.present(ids);
+    auto have = store.present(ids);
         std::vector<std::pair<pool::ChunkId, std::string>> send;
         for (size_t k = 0; k < batch.size(); ++k) {
             if (have[k]) {
@@ -790,7 +789,6 @@ Part write_pool_part(const SplitReader& split, PageClass cls, const tier::TierSp
             }
         }
         store.put(send);
-        for (auto& id : ids) seen_ids.insert(std::lower_bound(seen_ids.begin(), seen_ids.end(), id), id);
         store.renew_lease(lease, kLeaseMs);
         advance(batch_raw);
     }
@@ -855,7 +853,8 @@ PlaceResult place(const SplitReader& split, const PlaceRequest& req, const std::
     }
     std::unique_ptr<pool::ChunkStore> store;
     std::string lease;
-    std::vector<pool::ChunkId> pool_ids;
+    std::vector<pool::ChunkId> pool_ids;                       // distinct, sorted: the lease's list
+    std::array<std::vector<pool::ChunkRef>, kPageClasses> cut;  // each pool class's chunks, in part order
     struct LeaseGuard {
         pool::ChunkStore* store = nullptr;
         std::string* lease;
@@ -876,7 +875,8 @@ PlaceResult place(const SplitReader& split, const PlaceRequest& req, const std::
             auto data = split.class_data(c);
             uint64_t off = 0;
             for (uint32_t len : pool::cut_part(plan, c, req.chunk_bytes)) {
-                pool_ids.push_back(pool::chunk_id(data.data() + off, len));
+                cut[ci].push_back({pool::chunk_id(data.data() + off, len), len, 0});
+                pool_ids.push_back(cut[ci].back().id);
                 off += len;
             }
         }
@@ -902,7 +902,8 @@ PlaceResult place(const SplitReader& split, const PlaceRequest& req, const std::
         if (plan.pages_per_class[ci] == 0) continue;
         int ti = choice[ci];
         PartOutcome oc;
-        Part part = ti == pool_tier ? write_pool_part(split, c, req.tiers[ti], static_cast<uint32_t>(ti), req, oc, advance, *store, lease)
+        Part part = ti == pool_tier ? write_pool_part(split, c, req.tiers[ti], static_cast<uint32_t>(ti), req, std::move(cut[ci]), oc,
+                                                      advance, *store, lease)
                                     : write_part(split, c, req.tiers[ti], static_cast<uint32_t>(ti), req, oc, advance);
         // RO on a byte-addressable tier: also in image order, so tiered maps it with one mapping.
         if (req.layout && c == PageClass::ro && part.compression == Compression::none &&
@@ -955,13 +956,8 @@ nlohmann::json pool_view(const PlacedReader& r) {
             store = std::make_unique<pool::ChunkStore>(pool::parse_pool_url(url));
             for (auto& m : store->list()) {
                 ++manifests;
-                if (m.digest == r.digest()) {
-                    registered = true;
-                    continue;
-                }
-                auto v = store->client().get({store->url().ns + ":r:" + hash::to_hex(m.digest)});
-                if (v[0])
-                    for (auto& id : pool::unpack_ids(*v[0])) others.insert(id);
+                if (m.digest == r.digest()) registered = true;
+                else others.insert(m.ids.begin(), m.ids.end());
             }
         }
         std::vector<pool::ChunkId> ids;

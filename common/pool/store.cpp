@@ -137,14 +137,14 @@ std::vector<ChunkStore::Registered> ChunkStore::list() {
     std::sort(keys.begin(), keys.end());
     auto names = client_.scan(url_.ns + ":n:*");
     std::vector<std::optional<std::string>> targets = names.empty() ? std::vector<std::optional<std::string>>{} : client_.get(names);
+    std::vector<std::optional<std::string>> lists = keys.empty() ? std::vector<std::optional<std::string>>{} : client_.get(keys);
     const size_t prefix = url_.ns.size() + 3;
-    for (auto& k : keys) {
+    for (size_t k = 0; k < keys.size(); ++k) {
         Registered r;
-        if (!hash::from_hex(std::string_view(k).substr(prefix), r.digest)) continue;
-        auto v = client_.get({k});
-        r.chunks = v[0] ? v[0]->size() / 16 : 0;
+        if (!hash::from_hex(std::string_view(keys[k]).substr(prefix), r.digest)) continue;
+        if (lists[k]) r.ids = unpack_ids(*lists[k]);
         for (size_t i = 0; i < names.size(); ++i)
-            if (targets[i] && *targets[i] == k.substr(prefix)) r.names.push_back(names[i].substr(prefix));
+            if (targets[i] && *targets[i] == keys[k].substr(prefix)) r.names.push_back(names[i].substr(prefix));
         std::sort(r.names.begin(), r.names.end());
         out.push_back(std::move(r));
     }

@@ -56,7 +56,7 @@ public:
     // Manifests.
     struct Registered {
         uint64_t digest = 0;
-        uint64_t chunks = 0;
+        std::vector<ChunkId> ids;  // the chunks it names (distinct)
         std::vector<std::string> names;
     };
     // Returns the digest the name pointed at before, if it pointed at another manifest (that

@@ -203,7 +203,7 @@ uffd::Piece PlacedSource::read(uint64_t offset, uint64_t max_bytes, std::byte* s
     auto mapped = src.mapped();
     if (!mapped.empty()) return {mapped.data() + at, bytes};
     src.read(at, bytes, scratch);
-    decompressed_ += bytes;
+    if (src.part().compression == placed::Compression::zstd) decompressed_ += bytes;  // pool parts: "pool" in the report
     return {scratch, bytes};
 }
 

@@ -83,10 +83,10 @@ int run_pool(const Options& opt) {
     if (opt.list) {
         nlohmann::json arr = nlohmann::json::array();
         for (auto& m : store.list()) {
-            arr.push_back({{"digest", hash::to_hex(m.digest)}, {"names", m.names}, {"chunks", m.chunks}});
+            arr.push_back({{"digest", hash::to_hex(m.digest)}, {"names", m.names}, {"chunks", m.ids.size()}});
             std::string names;
             for (auto& n : m.names) names += (names.empty() ? "" : ",") + n;
-            text += hash::to_hex(m.digest) + "  " + std::to_string(m.chunks) + " chunks" + (names.empty() ? "" : "  " + names) + "\n";
+            text += hash::to_hex(m.digest) + "  " + std::to_string(m.ids.size()) + " chunks" + (names.empty() ? "" : "  " + names) + "\n";
         }
         j["manifests"] = arr;
         if (arr.empty()) text = "no manifests in " + url.text + "\n";

@@ -15,7 +15,6 @@
 #include "common/loadset.hpp"
 #include "common/restore/source.hpp"
 #include "common/tier.hpp"
-#include "common/verified.hpp"
 #include "common/uffd/firecracker.hpp"
 
 #include <poll.h>
@@ -118,16 +117,13 @@ int run_exec(const Options& opt, Context& ctx) {
     // reads none): its fingerprint, hashed once and then remembered while the file is unchanged.
     std::string image_check = "not read";
     if (!opt.no_verify && !opt.dry_run && plan.base == restore::Base::image && !plan.demand) {
-        if (!opt.verify && verified::known(image, r.image().fingerprint)) {
-            image_check = "remembered";
-        } else {
-            auto id = identify_image_file(image, r.page_size());
-            if (id.fingerprint != r.image().fingerprint)
-                throw BadInput(image, "fingerprint " + hash::to_hex(id.fingerprint) + ", the placed artifact was made from " +
-                                          hash::to_hex(r.image().fingerprint));
-            verified::remember(image, id.fingerprint);
-            image_check = "hashed";
-        }
+        // The image fingerprint cache (one definition, common/image.hpp): looked up by the
+        // file's stamp, hashed and remembered on a miss; --verify hashes now.
+        auto fp = fingerprint_image_file(image, r.page_size(), opt.verify);
+        if (fp.identity.fingerprint != r.image().fingerprint)
+            throw BadInput(image, "fingerprint " + hash::to_hex(fp.identity.fingerprint) + ", the placed artifact was made from " +
+                                      hash::to_hex(r.image().fingerprint));
+        image_check = fingerprint_source_name(fp.source);
     }
     nlohmann::json j = {{"front_end", "exec"}, {"strategy", restore::strategy_name(plan.strategy)}, {"placed", opt.placed},
                         {"image", image}, {"plan", plan.to_json()}, {"mappings", plan.mappings},
