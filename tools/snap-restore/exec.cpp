@@ -85,7 +85,11 @@ int run_exec(const Options& opt, Context& ctx) {
             throw Error(image + ": no such file (the " + std::string(restore::strategy_name(plan.strategy)) +
                             " schedule maps the image)",
                         ExitCode::runtime,
-                        "restore with --strategy tiered or reap (every page from the parts), or --materialize the image first");
+                        plan.strategy == restore::Strategy::tiered
+                            ? "tiered serves every page from the parts when RO has an image-order layout (RO on dax: or "
+                              "tmpfs) or is in a pool; or restore with --strategy reap, or --materialize the image first"
+                            : "restore with --strategy reap (or tiered: every page from the parts), or --materialize the "
+                              "image first");
         if (errno != ENOENT) throw_errno(image);
         if (!opt.dry_run) {
             file::create_placeholder(image, r.image().size_bytes);
