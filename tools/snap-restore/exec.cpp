@@ -178,6 +178,14 @@ int run_exec(const Options& opt, Context& ctx) {
     argv.push_back(nullptr);
     cli::info("running " + opt.command[0] + " with " + lib + " (" + std::to_string(plan.ops.size()) + " ops)");
 
+    // The sizes of the files the VMM maps: one that shrinks under it (a part truncated while
+    // mapped) kills it with SIGBUS, and the report then names the file.
+    std::vector<std::pair<std::string, uint64_t>> mapped_sizes;
+    for (const auto& f : plan.files) {
+        struct stat fs{};
+        if (!f.path.empty() && ::stat(f.path.c_str(), &fs) == 0 && S_ISREG(fs.st_mode))
+            mapped_sizes.emplace_back(f.path, uint64_t(fs.st_size));
+    }
     const auto t0 = std::chrono::steady_clock::now();
     pid_t pid = ::fork();
     if (pid < 0) throw_errno("fork");
@@ -311,6 +319,12 @@ int run_exec(const Options& opt, Context& ctx) {
                                                     : "exited with status " + std::to_string(code);
         if (rep.is_object() && rep.contains("error") && rep["error"].is_string())  // the preload stopped it: say why
             throw Error(opt.command[0] + " " + how + ": " + rep["error"].get<std::string>());
+        for (const auto& [path, bytes] : mapped_sizes) {  // a file it mapped shrank under it: name it
+            struct stat fs{};
+            if (::stat(path.c_str(), &fs) == 0 && uint64_t(fs.st_size) < bytes)
+                throw Error(opt.command[0] + " " + how + ": " + path + " was truncated while mapped (" +
+                            std::to_string(fs.st_size) + " bytes, " + std::to_string(bytes) + " when the restore began)");
+        }
         throw Error(opt.command[0] + " " + how);
     }
     if (!mapped)
