@@ -525,23 +525,23 @@ CheckStats check_parts(const PlacedReader& r, bool remembered) {
             ++cs.pool_parts;
             continue;
         }
-        if (remembered && verified::known(p.path, p.digest)) {
-            ++cs.files_remembered;
-        } else {
-            check_part(p);
+        // The stamp is taken before the first byte is read: a verdict is remembered only for
+        // the state that was hashed (verified::remember's guard).
+        auto check = [&](const std::string& path, auto&& hash_it, uint64_t bytes) {
+            if (remembered && verified::known(path, p.digest)) {
+                ++cs.files_remembered;
+                return;
+            }
+            const auto before = file::stamp_of(path);
+            const timespec started = verified::wall_clock_now();
+            hash_it();
             ++cs.files_hashed;
-            cs.bytes_hashed += p.stored_bytes;
-            if (remembered) verified::remember(p.path, p.digest);
-        }
+            cs.bytes_hashed += bytes;
+            if (remembered && before) verified::remember(path, *before, started, p.digest);
+        };
+        check(p.path, [&] { check_part(p); }, p.stored_bytes);
         if (p.layout_path.empty()) continue;
-        if (remembered && verified::known(p.layout_path, p.digest)) {
-            ++cs.files_remembered;
-        } else {
-            check_layout(p, r.plan());
-            ++cs.files_hashed;
-            cs.bytes_hashed += p.raw_bytes;
-            if (remembered) verified::remember(p.layout_path, p.digest);
-        }
+        check(p.layout_path, [&] { check_layout(p, r.plan()); }, p.raw_bytes);
     }
     return cs;
 }

@@ -127,11 +127,20 @@ bool known(const std::string& path, uint64_t digest) {
     return e && e->digest == digest;
 }
 
-void remember(const std::string& path, uint64_t digest) {
-    auto st = file::stamp_of(path);
-    if (!st) return;
-    if (auto e = lookup(*st); e && e->digest == digest) return;  // already there (perhaps as the content digest)
-    write_entry(*st, digest, false);
+namespace {
+// The file still has the stamp it was read under, and that stamp is older than the read by
+// more than a clock tick (a write in the same tick as the stamp would not change it).
+bool settled(const std::string& path, const file::Stamp& before, timespec started) {
+    auto now = file::stamp_of(path);
+    if (!now || !(*now == before)) return false;
+    return to_ns(before.ctime) + timestamp_granularity_ns() <= to_ns(started);
+}
+}  // namespace
+
+void remember(const std::string& path, const file::Stamp& before, timespec started, uint64_t digest) {
+    if (!settled(path, before, started)) return;
+    if (auto e = lookup(before); e && e->digest == digest) return;  // already there (perhaps as the content digest)
+    write_entry(before, digest, false);
 }
 
 std::optional<uint64_t> content_digest(const file::Stamp& stamp) {
@@ -141,9 +150,7 @@ std::optional<uint64_t> content_digest(const file::Stamp& stamp) {
 }
 
 bool remember_content_digest(const std::string& path, const file::Stamp& before, timespec started, uint64_t digest) {
-    auto now = file::stamp_of(path);
-    if (!now || !(*now == before)) return false;
-    if (to_ns(before.ctime) + timestamp_granularity_ns() > to_ns(started)) return false;  // too recent to tell apart
+    if (!settled(path, before, started)) return false;  // changed while read, or too recent to tell apart
     write_entry(before, digest, true);
     return true;
 }

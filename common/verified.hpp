@@ -23,10 +23,13 @@ namespace snap::verified {
 std::string cache_dir();
 // Does `path` match a remembered entry with this digest (same device, inode, size, times)?
 bool known(const std::string& path, uint64_t digest);
-// Remember that `path`, as it is now, has this digest (best effort, written atomically). The
-// digest is whatever the caller checks against (a part's digest is over its raw pages); an
-// entry remembered as the whole file's content digest (below) with the same digest is kept.
-void remember(const std::string& path, uint64_t digest);
+// Remember that `path` has this digest (best effort, written atomically), as checked from the
+// state `before` (its stamp taken before the first byte was read, at the wall-clock time
+// `started`) — under the same guard as remember_content_digest below: nothing is remembered if
+// the file changed while it was read, or so recently that a further write could keep its stamp.
+// The digest is whatever the caller checks against (a part's digest is over its raw pages); an
+// entry remembered as the whole file's content digest with the same digest is kept.
+void remember(const std::string& path, const file::Stamp& before, timespec started, uint64_t digest);
 
 // The XXH3-64 of a file's whole content (an image's fingerprint), when an entry for exactly
 // this stamp remembers it as such.

@@ -288,14 +288,20 @@ TEST_CASE("a fingerprint is remembered for the image's stamp only") {
     CHECK(verified::remember_content_digest(f.path, *st, later, 42));
     CHECK(verified::content_digest(*st) == std::optional<uint64_t>(42));
     CHECK(verified::known(f.path, 42));
-    verified::remember(f.path, 42);  // a plain verdict with the same digest keeps the content entry
+    verified::remember(f.path, *st, later, 42);  // a plain verdict with the same digest keeps the content entry
     CHECK(verified::content_digest(*st) == std::optional<uint64_t>(42));
     auto other = *st;
     other.ctime.tv_nsec ^= 1;
     CHECK_FALSE(verified::content_digest(other));
     // A stamp that is no longer the file's is not remembered.
     CHECK_FALSE(verified::remember_content_digest(f.path, other, later, 43));
-    verified::remember(f.path, 44);  // another digest: a plain verdict, no content digest
+    // A part's verdict follows the same guard: not for a hash begun in the file's clock tick,
+    // not for a stamp that is no longer the file's.
+    verified::remember(f.path, *st, st->ctime, 44);
+    CHECK_FALSE(verified::known(f.path, 44));
+    verified::remember(f.path, other, later, 44);
+    CHECK_FALSE(verified::known(f.path, 44));
+    verified::remember(f.path, *st, later, 44);  // another digest: a plain verdict, no content digest
     CHECK_FALSE(verified::content_digest(*st));
     CHECK(verified::known(f.path, 44));
     std::error_code ec;
