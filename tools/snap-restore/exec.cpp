@@ -120,6 +120,7 @@ int run_exec(const Options& opt, Context& ctx) {
     // The image's identity, when the schedule serves any page from it (a userfaultfd schedule
     // reads none): its fingerprint, hashed once and then remembered while the file is unchanged.
     std::string image_check = "not read";
+    const auto image_t0 = std::chrono::steady_clock::now();
     if (!opt.no_verify && !opt.dry_run && plan.base == restore::Base::image && !plan.demand) {
         // The image fingerprint cache (one definition, common/image.hpp): looked up by the
         // file's stamp, hashed and remembered on a miss; --verify hashes now.
@@ -134,6 +135,7 @@ int run_exec(const Options& opt, Context& ctx) {
                         {"image_placeholder", !placeholder.empty()}};
     j["verify"] = ctx.check_json();
     j["verify"]["image"] = opt.no_verify ? "skipped" : image_check;
+    j["verify"]["image_ns"] = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - image_t0).count();
     if (opt.dry_run) {
         ctx.emit(opt, j, {std::string(restore::strategy_name(plan.strategy)) + ": " + std::to_string(plan.ops.size()) + " ops, " +
                           std::to_string(plan.mappings) + " mappings, " + std::to_string(plan.copy_bytes) + " bytes to copy"});
