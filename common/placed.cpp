@@ -3,6 +3,7 @@
 // and the place() pipeline behind snap-place.
 #include "placed.hpp"
 
+#include "cli.hpp"
 #include "error.hpp"
 #include "file.hpp"
 #include "hash.hpp"
@@ -468,12 +469,16 @@ void PartSource::pread(uint64_t offset, size_t len, std::byte* dst) const {
     }
 }
 
-void check_part(const Part& part) {
+void check_part(const Part& part, const std::function<void(uint64_t)>& progress) {
     PartSource src(part);
     hash::Xxh3Stream h;
     if (part.compression == Compression::none) {
         auto m = src.mapped();
-        h.update(m.data(), m.size());
+        constexpr size_t kSlice = size_t{64} << 20;  // progress every 64 MiB
+        for (size_t at = 0; at < m.size(); at += kSlice) {
+            h.update(m.data() + at, std::min(kSlice, m.size() - at));
+            if (progress) progress(std::min<uint64_t>(at + kSlice, m.size()));
+        }
     } else if (part.compression == Compression::chunks) {
         // Every chunk is checked against its name as it arrives; then the part as a whole.
         std::vector<std::byte> buf(part.raw_bytes);
@@ -485,6 +490,7 @@ void check_part(const Part& part) {
             size_t n = static_cast<size_t>(std::min<uint64_t>(part.frame_bytes, part.raw_bytes - off));
             src.read(off, n, buf.data());
             h.update(buf.data(), n);
+            if (progress) progress(off + n);
         }
     }
     uint64_t d = h.digest();
@@ -518,6 +524,14 @@ void check_layout(const Part& part, const SplitPlan& plan) {
 
 CheckStats check_parts(const PlacedReader& r, bool remembered) {
     CheckStats cs;
+    // One progress line for the pass, over the raw bytes of what is not remembered.
+    uint64_t todo = 0, base = 0;
+    for (auto& p : r.parts()) {
+        if (p.compression == Compression::chunks) continue;
+        if (!remembered || !verified::known(p.path, p.digest)) todo += p.raw_bytes;
+        if (!p.layout_path.empty() && (!remembered || !verified::known(p.layout_path, p.digest))) todo += p.raw_bytes;
+    }
+    cli::Progress progress("verifying parts", todo, "bytes");
     for (auto& p : r.parts()) {
         if (p.compression == Compression::chunks) {
             // A pool part is not read ahead of its use: each chunk is checked against its
@@ -535,11 +549,13 @@ CheckStats check_parts(const PlacedReader& r, bool remembered) {
             const auto before = file::stamp_of(path);
             const timespec started = verified::wall_clock_now();
             hash_it();
+            base += p.raw_bytes;
+            progress.update(base);
             ++cs.files_hashed;
             cs.bytes_hashed += bytes;
             if (remembered && before) verified::remember(path, *before, started, p.digest);
         };
-        check(p.path, [&] { check_part(p); }, p.stored_bytes);
+        check(p.path, [&] { check_part(p, [&](uint64_t done) { progress.update(base + done); }); }, p.stored_bytes);
         if (p.layout_path.empty()) continue;
         check(p.layout_path, [&] { check_layout(p, r.plan()); }, p.raw_bytes);
     }

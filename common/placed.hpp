@@ -141,7 +141,7 @@ private:
 };
 
 // Read the whole part and compare its XXH3-64 with the manifest. Throws BadInput(part path).
-void check_part(const Part& part);
+void check_part(const Part& part, const std::function<void(uint64_t)>& progress = {});  // progress: raw bytes done
 // The same for a part's image-order layout file (its pages read in the plan's extent order).
 void check_layout(const Part& part, const SplitPlan& plan);
 // Every part and every layout file of the artifact (pool parts excepted). With `remembered`, a file whose stat

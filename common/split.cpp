@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "split.hpp"
 
+#include "cli.hpp"
 #include "error.hpp"
 #include "hash.hpp"
 
@@ -491,7 +492,14 @@ uint64_t SplitReader::extent_file_offset(const Extent& e) const {
 }
 
 void SplitReader::verify_data() const {
-    for (PageClass c : {PageClass::rw, PageClass::ro, PageClass::cold}) class_data(c, true);
+    // One progress line for the pass, over the three classes' page data.
+    uint64_t total = 0, done = 0;
+    for (PageClass c : {PageClass::rw, PageClass::ro, PageClass::cold}) total += class_data(c).size();
+    cli::Progress progress("verifying page data", total, "bytes");
+    for (PageClass c : {PageClass::rw, PageClass::ro, PageClass::cold}) {
+        done += class_data(c, true).size();
+        progress.update(done);
+    }
 }
 
 }  // namespace snap
