@@ -129,6 +129,7 @@ remove_pkg() {
   apt-get remove --purge "${apt_opts[@]}" snapkit > "$W/apt-remove.log" 2>&1 || echo "FAIL: apt-get remove snapkit: $(tail -2 "$W/apt-remove.log")" >&2
 }
 trap remove_pkg EXIT
+trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP   # ctest's timeout too: remove it
 apt-get install "${apt_opts[@]}" --no-install-recommends "$deb" > apt-install.log 2>&1 || fail "apt-get install ./${deb##*/}: $(tail -3 apt-install.log)"
 [ "$(/usr/bin/snap-split --version)" = "snap-split (snapkit) $version" ] || fail "/usr/bin/snap-split --version: $(/usr/bin/snap-split --version)"
 w=$(env -u MANPATH man -w snap-split) || fail "man -w snap-split after the install: exit $?"
