@@ -33,6 +33,10 @@
 #include <fstream>
 #include <iterator>
 
+#ifndef SNAPKIT_PRELOAD_RELDIR  // set by tools/snap-restore/CMakeLists.txt from the install layout
+#error "SNAPKIT_PRELOAD_RELDIR: the preload's directory relative to the installed snap-restore"
+#endif
+
 namespace snap::restore_tool {
 
 namespace {
@@ -43,6 +47,9 @@ void forward(int sig) {
     if (g_child > 0) ::kill(g_child, sig);
 }
 
+// The preload beside this executable: PREFIX/bin/../lib/snapkit/ once installed (the relative
+// path comes from the install layout, SNAPKIT_PRELOAD_RELDIR), build/bin/../lib/ in the build
+// tree; no search beyond these (a stale copy elsewhere would misread this build's plan).
 std::string preload_path(const Options& opt) {
     if (!opt.preload.empty()) return std::filesystem::absolute(opt.preload).string();
     if (const char* e = std::getenv("SNAPRESTORE_PRELOAD")) return e;
@@ -50,7 +57,14 @@ std::string preload_path(const Options& opt) {
     ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
     if (n <= 0) throw_errno("readlink /proc/self/exe");
     buf[n] = 0;
-    return (std::filesystem::path(buf).parent_path().parent_path() / "lib" / "libsnaprestore.so").string();
+    const std::filesystem::path dir = std::filesystem::path(buf).parent_path();
+    const std::filesystem::path installed = (dir / SNAPKIT_PRELOAD_RELDIR / "libsnaprestore.so").lexically_normal();
+    const std::filesystem::path build_tree = (dir.parent_path() / "lib" / "libsnaprestore.so").lexically_normal();
+    for (const auto& p : {installed, build_tree})
+        if (::access(p.c_str(), R_OK) == 0) return p.string();
+    throw Error("libsnaprestore.so: preload library not found (looked for " + installed.string() + " and " +
+                    build_tree.string() + ")",
+                ExitCode::runtime, "reinstall snapkit, build the target snaprestore, or pass --preload PATH");
 }
 
 std::string image_path(const Options& opt, const placed::PlacedReader& r) {

@@ -33,7 +33,7 @@ int main(int argc, char** argv) {
         ->type_name("SIZE")->capture_default_str();
     app.add_option("--pool-prefetch", opt.pool_prefetch, "Pool parts: chunks fetched ahead (in part order) after a miss, 0 = none")
         ->type_name("N")->capture_default_str();
-    app.add_option("--preload", opt.preload, "The preload library (default: ../lib/libsnaprestore.so beside snap-restore)")
+    app.add_option("--preload", opt.preload, "The preload library (default: $SNAPRESTORE_PRELOAD, else libsnaprestore.so in ../lib/snapkit (installed) or ../lib (build tree) beside snap-restore)")
         ->type_name("PATH");
     app.add_flag("--verify", opt.verify,
                  "Hash every part and the image now, even those remembered as unchanged since they were last checked");

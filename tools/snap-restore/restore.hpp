@@ -27,7 +27,7 @@ struct Options {
     std::string materialize;           // output image path
     std::string record;                // loading set output (--serve)
     std::string image;                 // the image the VMM maps (--exec)
-    std::string preload;               // libsnaprestore.so (default: ../lib beside the binary)
+    std::string preload;               // libsnaprestore.so (default: ../lib/snapkit or ../lib beside the binary)
     uint64_t gap_pages = 32;
     uint64_t max_mappings = 0;         // 0 = vm.max_map_count minus headroom
     bool drain_cold = false;
