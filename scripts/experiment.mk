@@ -86,11 +86,15 @@ $(OUT)/.fn.split.stamp: $(OUT)/image.mem $(LOADSETS) $(E)/split.args | $(TOOLS)
 	$(call stamp_done,$(OUT)/fn.split)
 
 # --- place: RW in DRAM (staged), RO on a byte-addressable tier, COLD on "SSD" -------------------
+# CXL: the RO tier's directory (dax:); on tmpfs (e.g. CXL=/dev/shm/snapkit-exp) tiered maps the
+# RO layout file with one mapping, elsewhere it lays one mapping per run (snap-restore(1)).
 T := $(abspath $(OUT))/tiers
+CXL ?= $(T)/cxl
 $(eval $(call stamped,$(OUT)/fn.placed))
 $(OUT)/.fn.placed.stamp: $(OUT)/fn.split $(E)/place.args | $(TOOLS)
+	mkdir -p -m 700 $(CXL)
 	$(BIN)/snap-place $(OUT)/fn.split -o $(OUT)/fn.placed --staging $(T)/dram \
-	  --tier rw=dram --tier ro=dax:$(T)/cxl --tier cold=file:$(T)/ssd $$(cat $(E)/place.args) \
+	  --tier rw=dram --tier ro=dax:$(CXL) --tier cold=file:$(T)/ssd $$(cat $(E)/place.args) \
 	  --json --report $(OUT)/fn.placed.json
 	$(call stamp_done,$(OUT)/fn.placed)
 
@@ -117,4 +121,4 @@ $(OUT)/results.svg: $(E)/plot.gp $(OUT)/results.csv
 	mv -f $@.tmp $@
 
 clean:
-	rm -rf $(OUT)
+	rm -rf $(OUT)$(if $(filter $(T)/%,$(CXL)),, $(CXL))
