@@ -375,7 +375,60 @@ void AtomicOutput::copy_to(int dst, const std::string& dst_name) {
     }
 }
 
-void AtomicOutput::commit() {
+namespace {
+
+// pread all of [off, off+n) or fewer at end of file; returns the bytes read.
+size_t pread_full(int fd, std::byte* buf, size_t n, uint64_t off) {
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = ::pread(fd, buf + got, n - got, static_cast<off_t>(off + got));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        got += static_cast<size_t>(r);
+    }
+    return got;
+}
+
+bool same_range(int a, int b, uint64_t off, uint64_t n, std::vector<std::byte>& ba, std::vector<std::byte>& bb) {
+    while (n > 0) {
+        const size_t k = static_cast<size_t>(std::min<uint64_t>(n, ba.size()));
+        if (pread_full(a, ba.data(), k, off) != k || pread_full(b, bb.data(), k, off) != k) return false;
+        if (std::memcmp(ba.data(), bb.data(), k) != 0) return false;
+        off += k;
+        n -= k;
+    }
+    return true;
+}
+
+}  // namespace
+
+bool same_bytes(const std::string& path, int fd) {
+    struct stat mine {};
+    if (::fstat(fd, &mine) < 0 || !S_ISREG(mine.st_mode)) return false;
+    int other = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (other < 0) return false;
+    struct stat st {};
+    bool same = ::fstat(other, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == mine.st_size;
+    if (same) {
+        // Reads, not mappings: a destination truncated meanwhile gives a short read (= differs),
+        // never SIGBUS. 1 MiB at a time; the ends first (an artifact's trailer holds the checksum
+        // of everything before it, its header the sizes), so most changed artifacts are told
+        // apart after 128 KiB.
+        const uint64_t size = static_cast<uint64_t>(st.st_size);
+        constexpr uint64_t kEnd = 64 * 1024;
+        std::vector<std::byte> ba(1 << 20), bb(1 << 20);
+        if (size <= 2 * kEnd) {
+            same = same_range(fd, other, 0, size, ba, bb);
+        } else {
+            same = same_range(fd, other, size - kEnd, kEnd, ba, bb) && same_range(fd, other, 0, kEnd, ba, bb) &&
+                   same_range(fd, other, kEnd, size - 2 * kEnd, ba, bb);
+        }
+    }
+    ::close(other);
+    return same;
+}
+
+bool AtomicOutput::commit() {
     if (stream_) {
         // Copy the finished temporary to stdout (or the device/FIFO named), then drop it.
         if (path_ == "-") {
@@ -395,11 +448,31 @@ void AtomicOutput::commit() {
         fd_ = -1;
         ::unlink(tmp_.c_str());
         committed_ = true;
-        return;
+        return false;
     }
     // mkostemp made the file 0600 less the umask; a report gets what a shell redirection
     // would have given it.
     if (kind_ == OutputKind::report && ::fchmod(fd_, 0666 & ~current_umask()) < 0) throw_errno("chmod " + tmp_);
+    // Unchanged: a regular file (lstat: a symlink is replaced as ever) of ours, granting nobody
+    // more than the new file would, with exactly these bytes, stays as it is. Its bytes are
+    // made durable (fsync: nothing to do if they already were) and the temporary goes; no
+    // fsync of the temporary, no rename.
+    struct stat dst {}, tmp {};
+    if (::lstat(path_.c_str(), &dst) == 0 && S_ISREG(dst.st_mode) && dst.st_uid == ::geteuid() && ::fstat(fd_, &tmp) == 0 &&
+        (dst.st_mode & 07777 & ~tmp.st_mode) == 0 && dst.st_size == tmp.st_size && same_bytes(path_, fd_)) {
+        int keep = ::open(path_.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+        if (keep < 0) throw_errno(path_);
+        int rc = ::fsync(keep);
+        int e = errno;
+        ::close(keep);
+        if (rc < 0 && e != EINVAL && e != EROFS) throw_errno("fsync " + path_, e);
+        ::close(fd_);
+        fd_ = -1;
+        ::unlink(tmp_.c_str());
+        committed_ = true;
+        unchanged_ = true;
+        return true;
+    }
     // Durable before visible: the data reaches the disk before the name points at it (a
     // delayed ENOSPC or EIO surfaces here, not after a "successful" run).
     if (::fsync(fd_) < 0) throw_errno("fsync " + tmp_);
@@ -417,16 +490,17 @@ void AtomicOutput::commit() {
     int e = errno;
     ::close(dfd);
     if (rc < 0 && e != EINVAL && e != EROFS) throw_errno("fsync directory " + dir, e);
+    return false;
 }
 
-void write_report(const std::string& path, std::string_view text) {
+bool write_report(const std::string& path, std::string_view text) {
     if (path.empty() || path == "-") {
         write_all(STDOUT_FILENO, text.data(), text.size(), "<stdout>");
-        return;
+        return false;
     }
     AtomicOutput out(path, /*binary=*/false, OutputKind::report);
     out.write(text.data(), text.size());
-    out.commit();
+    return out.commit();
 }
 
 }  // namespace snap::file

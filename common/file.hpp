@@ -8,6 +8,12 @@
 // mkstemp's (unpredictable, in the destination's directory); the file is fsync'ed before the
 // rename and the directory after it. A symlink at the destination is replaced, never followed.
 // A write, fsync or close error (a full disk: ENOSPC) is an Error (exit 1) and leaves nothing.
+//
+// Unchanged outputs stay untouched (for Make: a rerun that produces the same bytes must not
+// make everything downstream out of date): when the destination is a regular file of ours
+// holding exactly the finished bytes, and grants nobody more than the new file would, it is
+// left as it is (same inode, mtime and mode) and the temporary file is dropped; commit() says
+// so. Anything else (other bytes, a symlink, a FIFO, a device, stdout) is written as before.
 #pragma once
 #include <sys/types.h>
 
@@ -106,7 +112,10 @@ public:
     void write_behind();
     void pad_to(uint64_t offset);                            // zero-fill up to offset
     uint64_t offset() const { return offset_; }
-    void commit();
+    // Publish the output. Returns true when the destination already held these bytes and was
+    // left untouched (see the top of this file), false when it was written.
+    bool commit();
+    bool unchanged() const { return unchanged_; }
 
 private:
     void copy_to(int dst_fd, const std::string& dst_name);
@@ -117,13 +126,20 @@ private:
     uint64_t offset_ = 0;
     uint64_t wb_started_ = 0, wb_waited_ = 0;  // write_behind(): writeback started / completed up to
     bool committed_ = false;
+    bool unchanged_ = false;
     int slot_ = -1;
 };
 
 // Write a report (text or JSON, already formatted) to path atomically, like an artifact (temp,
 // fsync, rename; a symlink there is replaced, not followed), or to stdout when path is "" or
 // "-". Any write/fsync/close error is an Error (exit 1); EPIPE on stdout is BrokenPipe.
-void write_report(const std::string& path, std::string_view text);
+// Returns true when the file already held exactly this text and was left untouched.
+bool write_report(const std::string& path, std::string_view text);
+
+// Whether the regular file at path holds exactly the bytes of the open file fd (both read from
+// offset 0; the last and first 64 KiB are compared first, where artifacts differ: the trailer's
+// checksum and the header). False for anything but a regular file of the same size.
+bool same_bytes(const std::string& path, int fd);
 
 // The process's umask, read without changing it (from /proc/self/status when possible).
 unsigned current_umask();

@@ -50,7 +50,7 @@ uint64_t LoadingSet::written_pages() const {
                                                [](const Touch& t) { return (t.access & kAccessWrite) != 0; }));
 }
 
-uint64_t write_loadset(const LoadingSet& ls, const std::string& path) {
+uint64_t write_loadset(const LoadingSet& ls, const std::string& path, bool* unchanged) {
     ArtifactWriter w(Kind::loadset, ls.image.page_size, ls.image.fingerprint);
     w.set_flags((ls.knows_writes ? kLoadsetKnowsWrites : 0) | (ls.has_time ? kLoadsetHasTime : 0), 0);
     std::vector<std::byte> imgi;
@@ -73,7 +73,8 @@ uint64_t write_loadset(const LoadingSet& ls, const std::string& path) {
     w.add_chunk(kTuch, std::move(t));
     file::AtomicOutput out(path);
     uint64_t d = w.finish(out);
-    out.commit();
+    const bool same = out.commit();
+    if (unchanged) *unchanged = same;
     return d;
 }
 

@@ -45,8 +45,9 @@ struct LoadingSet {
 constexpr uint32_t kLoadsetKnowsWrites = 1u << 0;
 constexpr uint32_t kLoadsetHasTime = 1u << 1;
 
-// Write atomically to path ("-" = stdout). Returns the artifact digest.
-uint64_t write_loadset(const LoadingSet& ls, const std::string& path);
+// Write atomically to path ("-" = stdout). Returns the artifact digest. `unchanged` (if given)
+// says whether path already held these bytes and was left untouched (file::AtomicOutput).
+uint64_t write_loadset(const LoadingSet& ls, const std::string& path, bool* unchanged = nullptr);
 // Parse and fully verify. Throws BadInput naming the file. digest receives the artifact digest.
 LoadingSet read_loadset(const std::string& path, uint64_t* digest = nullptr);
 LoadingSet read_loadset(file::InputFile file, uint64_t* digest = nullptr);

@@ -109,7 +109,7 @@ std::string pool_url_of(const Part& part) {
 }
 
 uint64_t write_manifest(const SplitPlan& plan, const Manifest& m, uint64_t parent_digest, const std::string& path,
-                        const std::function<void(uint64_t, const std::string&)>& before_commit) {
+                        const std::function<void(uint64_t, const std::string&)>& before_commit, bool* unchanged) {
     ArtifactWriter w(Kind::placed, plan.image.page_size, parent_digest);
     add_plan_chunks(w, plan);
     std::vector<std::byte> b;
@@ -184,7 +184,8 @@ uint64_t write_manifest(const SplitPlan& plan, const Manifest& m, uint64_t paren
         }
         before_commit(d, bytes);
     }
-    out.commit();
+    const bool same = out.commit();
+    if (unchanged) *unchanged = same;
     return d;
 }
 
@@ -662,7 +663,7 @@ MaterializeResult materialize(const PlacedReader& r, const std::string& out_path
     if (res.fingerprint != plan.image.fingerprint)
         throw BadInput(r.name(), "the reassembled image's fingerprint is " + hash::to_hex(res.fingerprint) + ", the manifest says " +
                                      hash::to_hex(plan.image.fingerprint));
-    out.commit();
+    res.unchanged = out.commit();
     return res;
 }
 
@@ -714,7 +715,7 @@ Part write_part(const SplitReader& split, PageClass cls, const tier::TierSpec& t
             advance(n);
         }
         if (h.digest() != part.digest) bad_split(h.digest());
-        out.commit();
+        outcome.reused = out.commit();
         outcome.stored_bytes = part.stored_bytes;
         return part;
     }
@@ -742,7 +743,8 @@ Part write_part(const SplitReader& split, PageClass cls, const tier::TierSpec& t
         advance(n);
     }
     if (h.digest() != part.digest) bad_split(h.digest());
-    out.commit();
+    // A part of this name with these bytes (same split, frame size and level) stays untouched.
+    outcome.reused = out.commit();
     outcome.stored_bytes = part.stored_bytes;
     return part;
 }
@@ -816,7 +818,7 @@ Part write_pool_part(const SplitReader& split, PageClass cls, const tier::TierSp
 
 // The image-order layout of an uncompressed part: every page of the class at its image
 // offset, holes elsewhere (ftruncate), named after the part. An identical file is kept.
-std::string write_layout(const SplitReader& split, const Part& part, const std::function<void(uint64_t)>& advance) {
+std::string write_layout(const SplitReader& split, const Part& part, const std::function<void(uint64_t)>& advance, bool& reused) {
     const SplitPlan& plan = split.plan();
     const uint64_t ps = split.page_size();
     const std::string path = part.path + ".layout";
@@ -826,6 +828,7 @@ std::string write_layout(const SplitReader& split, const Part& part, const std::
     if (::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) == plan.image.size_bytes) {
         try {
             check_layout(probe, plan);
+            reused = true;
             return path;
         } catch (const BadInput&) {
             // rewritten below
@@ -839,7 +842,7 @@ std::string write_layout(const SplitReader& split, const Part& part, const std::
         advance(0);
     }
     if (::ftruncate(out.fd(), static_cast<off_t>(plan.image.size_bytes)) != 0) throw_errno("ftruncate " + path);
-    out.commit();
+    reused = out.commit();
     return path;
 }
 
@@ -924,7 +927,7 @@ PlaceResult place(const SplitReader& split, const PlaceRequest& req, const std::
         // RO on a byte-addressable tier: also in image order, so tiered maps it with one mapping.
         if (req.layout && c == PageClass::ro && part.compression == Compression::none &&
             tier::byte_addressable(req.tiers[ti].kind))
-            oc.layout_path = part.layout_path = write_layout(split, part, advance);
+            oc.layout_path = part.layout_path = write_layout(split, part, advance, oc.layout_reused);
         placements.push_back({c, plan.pages_per_class[ci], part.raw_bytes, part.stored_bytes,
                               part.compression == Compression::none ? 0 : part.frame_bytes, &res.manifest.tiers[ti]});
         chosen_by[class_name(c)] = req.fixed[ci] >= 0 ? "user" : "model";
@@ -951,7 +954,7 @@ PlaceResult place(const SplitReader& split, const PlaceRequest& req, const std::
     // no manifest ever names a chunk the pool does not hold.
     res.digest = write_manifest(plan, res.manifest, split.digest(), out_path, store ? std::function<void(uint64_t, const std::string&)>(
         [&](uint64_t digest, const std::string& bytes) { res.replaced = store->register_manifest(digest, bytes, pool_ids, req.pool_name); })
-        : std::function<void(uint64_t, const std::string&)>());
+        : std::function<void(uint64_t, const std::string&)>(), &res.output_unchanged);
     return res;
 }
 

@@ -75,8 +75,10 @@ struct Manifest {
 // Write a placed artifact (the manifest only; parts must already be in place). Returns its digest.
 // With `before_commit`, it is called with the artifact's bytes after they are written and
 // synced to the temporary file and before it is renamed into place (pool registration).
+// `unchanged` (if given): path already held these bytes and was left untouched.
 uint64_t write_manifest(const SplitPlan& plan, const Manifest& m, uint64_t parent_digest, const std::string& path,
-                        const std::function<void(uint64_t digest, const std::string& bytes)>& before_commit = {});
+                        const std::function<void(uint64_t digest, const std::string& bytes)>& before_commit = {},
+                        bool* unchanged = nullptr);
 
 // The pool URL a pool part's name starts with ("" for other parts).
 std::string pool_url_of(const Part& part);
@@ -164,6 +166,7 @@ void check_locations(const PlacedReader& r);
 // verifies each part's digest first so that a bad part is named. Written atomically.
 struct MaterializeResult {
     uint64_t bytes = 0, data_bytes = 0, fingerprint = 0;
+    bool unchanged = false;  // out_path held this image already and was left untouched
 };
 MaterializeResult materialize(const PlacedReader& r, const std::string& out_path, bool check_parts = true,
                               const std::function<void(uint64_t pages_done)>& progress = {});
@@ -186,7 +189,8 @@ struct PlaceRequest {
 struct PartOutcome {
     PageClass cls;
     std::string path;
-    bool reused = false;  // an identical part file was already there
+    bool reused = false;  // an identical part file was already there (left untouched)
+    bool layout_reused = false;  // so was the layout file
     uint64_t raw_bytes = 0, stored_bytes = 0;
     std::string layout_path;  // the image-order layout written beside it, if any
     // Pool parts: chunks in the part, distinct among them, uploaded now vs already in the pool
@@ -200,6 +204,7 @@ struct PlaceResult {
     cost::Estimate estimate;
     std::vector<PartOutcome> outcomes;
     uint64_t digest = 0;
+    bool output_unchanged = false;  // out_path held this manifest already and was left untouched
     std::optional<uint64_t> replaced;  // pool: the manifest --name named before (still registered)
 };
 

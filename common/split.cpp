@@ -305,7 +305,7 @@ void write_spans(file::AtomicOutput& out, const std::vector<std::span<const std:
 }  // namespace
 
 uint64_t write_split(const Image& image, const SplitPlan& plan, const std::string& path, uint64_t parent_digest,
-                     const std::function<void()>& before_commit, unsigned threads) {
+                     const std::function<void()>& before_commit, unsigned threads, bool* unchanged) {
     threads = split_threads(threads);
     const uint32_t ps = image.page_size();
     constexpr PageClass kDataClasses[] = {PageClass::rw, PageClass::ro, PageClass::cold};
@@ -345,7 +345,8 @@ uint64_t write_split(const Image& image, const SplitPlan& plan, const std::strin
     file::AtomicOutput out(path);
     const uint64_t d = w.finish(out);
     if (before_commit) before_commit();
-    out.commit();
+    const bool same = out.commit();
+    if (unchanged) *unchanged = same;
     return d;
 }
 

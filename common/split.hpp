@@ -81,8 +81,9 @@ SplitPlan classify_pages(const ImageIdentity& image, const std::vector<bool>& ze
 // Page data goes from the image mapping to the file in large writes, in file order, with
 // writeback started behind them; the chunk checksums are computed over the same bytes on
 // other threads (threads as in SplitOptions). No page data is held in memory of ours.
+// `unchanged` (if given) says whether path already held these bytes and was left untouched.
 uint64_t write_split(const Image& image, const SplitPlan& plan, const std::string& path, uint64_t parent_digest,
-                     const std::function<void()>& before_commit = {}, unsigned threads = 0);
+                     const std::function<void()>& before_commit = {}, unsigned threads = 0, bool* unchanged = nullptr);
 
 // Plausibility bound of the plan decoder: an image may have at most kZeroPagesAllowance zero
 // pages plus kMaxZeroPagesPerDataPage per page of data (RO, RW, COLD). Real snapshots are far

@@ -55,7 +55,9 @@ nothing and logs "unchanged"; re-recorded, "page data unchanged": a recording ho
 the manifest is new though no chunk is), 1 a step failed (the log names it), 2 usage, 75 the
 lock is held (--no-wait or --lock-timeout), 128+N stopped by signal N (SIGTERM: 143; the
 temporaries go, what was swapped stays). One log line per event:
-"TIME pool-refresh[PID] FUNCTION: EVENT".
+"TIME pool-refresh[PID] FUNCTION: EVENT"; a run that changes nothing (no chunk uploaded, the
+same manifest, DIR/current and every other file in DIR left as they were, nothing collected)
+logs one line only, "done: unchanged (...)".
 EOF
 }
 
@@ -119,17 +121,25 @@ if [ -n "$logfile" ]; then
   exec 2>> "$logfile" || { echo "$prog: error: --log $logfile: cannot append" >&2; exit 1; }
 fi
 log() { printf '%s %s[%s] %s: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$prog" "$$" "$fn" "$*" >&2; }
+# The steps' lines are held back (each with its time) until the run's outcome is known: a run
+# that changes nothing logs one line ("unchanged"), any other outcome every line, in order. A
+# cron job every few minutes on an unchanged snapshot then adds one line per run to the log.
+# Waiting for the lock, failures and interruptions are logged at once (after what was held).
+held=()
+event() { held+=("$(printf '%s %s[%s] %s: %s' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$prog" "$$" "$fn" "$*")"); }
+flush() { [ ${#held[@]} -eq 0 ] || printf '%s\n' "${held[@]}" >&2; held=(); }
 
 work='' step=setup
 cleanup() { [ -z "$work" ] || rm -rf "$work"; }
 trap cleanup EXIT
-trap 'log "interrupted (SIGINT) at step $step; temporaries removed"; exit 130' INT
-trap 'log "interrupted (SIGTERM) at step $step; temporaries removed"; exit 143' TERM
-trap 'log "interrupted (SIGHUP) at step $step; temporaries removed"; exit 129' HUP
+trap 'flush; log "interrupted (SIGINT) at step $step; temporaries removed"; exit 130' INT
+trap 'flush; log "interrupted (SIGTERM) at step $step; temporaries removed"; exit 143' TERM
+trap 'flush; log "interrupted (SIGHUP) at step $step; temporaries removed"; exit 129' HUP
 
 # fail STEP FILE: log the step and the first lines its tool wrote to stderr, exit 1.
 fail() {
   local step=$1 err=${2:-}
+  flush
   if [ -n "$err" ] && [ -s "$err" ]; then
     while IFS= read -r line; do log "$step: $line"; done < <(head -5 "$err")
   fi
@@ -154,7 +164,7 @@ if ! flock -n 9; then
     exit 75
   fi
 fi
-log "start (lock $lockfile held)"
+event "start (lock $lockfile held)"
 
 # A run that died (SIGKILL, power) left its temporaries; we hold the lock, so they are nobody's.
 rm -rf "$dir"/.refresh.* 2> /dev/null
@@ -165,19 +175,19 @@ work=$(mktemp -d "$dir/.refresh.XXXXXX") || fail setup
 step='snapshot'
 if [ -n "$snapshot" ]; then
   target=${image:-$work/image.mem}
-  log "snapshot: running the snapshot hook"
+  event "snapshot: running the snapshot hook"
   SNAPKIT_IMAGE=$target SNAPKIT_FUNCTION=$fn sh -c "$snapshot" > "$work/snapshot.out" 2> "$work/snapshot.err" < /dev/null 9>&- ||
     fail snapshot "$work/snapshot.err"
-  [ -f "$target" ] && [ -s "$target" ] || { log "snapshot: the hook exited 0 but wrote no image at $target"; fail snapshot; }
+  [ -f "$target" ] && [ -s "$target" ] || { flush; log "snapshot: the hook exited 0 but wrote no image at $target"; fail snapshot; }
   image=$target
 fi
-[ -f "$image" ] || { log "image $image: not a regular file"; fail image; }
-log "image $image ($(stat -c %s "$image") bytes)"
+[ -f "$image" ] || { flush; log "image $image: not a regular file"; fail image; }
+event "image $image ($(stat -c %s "$image") bytes)"
 
 # --- record ----------------------------------------------------------------------------------
 step='record'
 if [ -n "$record" ]; then
-  log "record: snap-record --method $method"
+  event "record: snap-record --method $method"
   SNAPKIT_IMAGE=$image SNAPKIT_FUNCTION=$fn snap-record --method "$method" --mem "$image" -o "$work/run.ls" \
     -- sh -c "$record" > "$work/record.out" 2> "$work/record.err" < /dev/null 9>&- || fail record "$work/record.err"
   loadsets=("$work/run.ls")
@@ -188,7 +198,7 @@ step='split'
 split_args=(--mem "$image" -o "$work/$fn.split")
 [ -z "$merge" ] || split_args+=(--merge "$merge")
 snap-split "${split_args[@]}" "${loadsets[@]}" > /dev/null 2> "$work/split.err" || fail split "$work/split.err"
-log "split: $(snap-stat "$work/$fn.split" 2> /dev/null | head -1 | sed 's/^[^:]*: //')"
+event "split: $(snap-stat "$work/$fn.split" 2> /dev/null | head -1 | sed 's/^[^:]*: //')"
 
 # --- the manifest the pool names now ---------------------------------------------------------
 step='list'
@@ -198,7 +208,7 @@ digest_named() { awk -v n="$1" '{ k = split($4, a, ","); for (i = 1; i <= k; i++
 names_of() { awk -v d="$1" '$1 == d { print $4 }' "$work/list.txt"; }
 pool_list || fail list "$work/list.err"
 old=$(digest_named "$fn")
-log "current manifest in the pool: ${old:-none}"
+event "current manifest in the pool: ${old:-none}"
 
 # --- place -----------------------------------------------------------------------------------
 step='place'
@@ -216,16 +226,18 @@ up_bytes=$(sum_key bytes_uploaded) up_chunks=$(sum_key chunks_uploaded) present=
 # The manifest's own digest: what the pool now names $fn.
 pool_list || fail list "$work/list.err"
 new=$(digest_named "$fn")
-[ -n "$new" ] || { log "place: the pool names no manifest $fn after placing"; fail place; }
-log "place: manifest $new registered as $fn; uploaded $up_chunks chunks ($up_bytes bytes), $present bytes already present"
+[ -n "$new" ] || { flush; log "place: the pool names no manifest $fn after placing"; fail place; }
+event "place: manifest $new registered as $fn; uploaded $up_chunks chunks ($up_bytes bytes), $present bytes already present"
 
 # --- swap the local manifest -----------------------------------------------------------------
 step='swap'
+swapped=''
 if [ -f "$dir/current" ] && cmp -s "$work/$fn.placed" "$dir/current"; then
   :
 else
   mv -f "$work/$fn.placed" "$dir/current" || fail swap
-  log "swap: $dir/current is manifest $new"
+  swapped=1
+  event "swap: $dir/current is manifest $new"
 fi
 
 # --- retire previous manifests ---------------------------------------------------------------
@@ -238,13 +250,13 @@ if [ -s "$dir/retired" ]; then
     others=$(names_of "$d")
     if [ -n "$others" ]; then
       # Another function's manifest is byte-identical: it is still in use there.
-      log "retire: manifest $d is also named $others; left registered"
+      event "retire: manifest $d is also named $others; left registered"
       continue
     fi
     if ! grep -q "^$d " "$work/list.txt"; then
-      log "retire: previous manifest $d is no longer registered"
+      event "retire: previous manifest $d is no longer registered"
     elif snap-place --pool "$pool" --remove "$d" > /dev/null 2> "$work/remove.err"; then
-      log "retire: unregistered previous manifest $d"
+      event "retire: unregistered previous manifest $d"
     else
       echo "$d" >> "$work/retired"
       cat "$work/remove.err" >> "$work/retire.err"
@@ -259,16 +271,26 @@ fi
 
 # --- collect ---------------------------------------------------------------------------------
 step='collect'
+deleted=0
 if [ -z "$no_collect" ]; then
   if snap-place --pool "$pool" --collect > "$work/collect.out" 2> "$work/collect.err"; then
-    log "collect: $(sed 's/^collected [^:]*: //' "$work/collect.out" | head -1)"
+    event "collect: $(sed 's/^collected [^:]*: //' "$work/collect.out" | head -1)"
+    deleted=$(sed -n 's/^collected [^:]*: \([0-9]*\) of .*/\1/p' "$work/collect.out" | head -1)
   elif grep -q 'another collection is running' "$work/collect.err"; then
-    log "collect: skipped, another collection is running (it collects for us)"
+    event "collect: skipped, another collection is running (it collects for us)"
   else
     fail collect "$work/collect.err"
   fi
 fi
 
+if [ -n "$old" ] && [ "$old" = "$new" ] && [ "$up_bytes" = 0 ] && [ -z "$swapped" ] && [ "${deleted:-0}" = 0 ]; then
+  # Nothing changed: no chunk uploaded, the same manifest named, DIR/current kept (same inode
+  # and mtime), nothing collected. One line for the whole run.
+  held=()
+  log "done: unchanged (manifest $new, 0 bytes uploaded, $dir/current kept)"
+  exit 0
+fi
+flush
 if [ -n "$old" ] && [ "$old" = "$new" ] && [ "$up_bytes" = 0 ]; then
   log "done: unchanged (manifest $new, 0 bytes uploaded)"
 elif [ -n "$old" ] && [ "$up_bytes" = 0 ]; then

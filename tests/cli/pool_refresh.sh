@@ -62,14 +62,22 @@ done
 grep -qE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z pool-refresh\[[0-9]+\] fn1: start' r1-fn1.log || fail "log format: $(head -2 r1-fn1.log)"
 snap-stat --verify state/fn3/current > /dev/null 2> verify.err || fail "verify fn3's current: $(cat verify.err)"
 
-# --- second round on unchanged images: nothing uploaded, exit 0, "unchanged" -------------------
+# --- second round on unchanged images: nothing uploaded, no file of the state directory
+# rewritten (inode and mtime of each), exit 0, exactly one log line: "unchanged" -------------
+# files DIR: every file below DIR with its inode and mtime (ns), sorted
+files() { find "$1" -type f -printf '%P %i %T@\n' | sort; }
 before=$(chunks t | wc -l)
 for i in $(seq 1 $N); do
   cp "state/fn$i/current" "prev$i.placed"
-  refresh "fn$i" "r2-fn$i.log" || fail "round 2 fn$i: $(cat "r2-fn$i.log")"
-  [ "$(uploaded "r2-fn$i.log")" = 0 ] || fail "round 2 fn$i uploaded: $(cat "r2-fn$i.log")"
-  grep -q 'done: unchanged' "r2-fn$i.log" || fail "round 2 fn$i not unchanged: $(cat "r2-fn$i.log")"
+  files "state/fn$i" > "files$i.before"
+  refresh "fn$i" "r2-fn$i.log" || fail "round 2 fn$i: exit $?: $(cat "r2-fn$i.log")"
+  files "state/fn$i" > "files$i.after"
+  [ "$(wc -l < "r2-fn$i.log")" = 1 ] && grep -q 'done: unchanged' "r2-fn$i.log" ||
+    fail "round 2 fn$i: not one 'unchanged' line: $(cat "r2-fn$i.log")"
+  grep -q ' 0 bytes uploaded' "r2-fn$i.log" || fail "round 2 fn$i uploaded: $(cat "r2-fn$i.log")"
   cmp -s "prev$i.placed" "state/fn$i/current" || fail "round 2 fn$i: current changed"
+  diff "files$i.before" "files$i.after" > files.diff || fail "round 2 fn$i rewrote files in its state directory: $(cat files.diff)"
+  grep -q '^current ' "files$i.after" || fail "round 2 fn$i: no current in $(cat "files$i.after")"
 done
 [ "$(chunks t | wc -l)" = "$before" ] || fail "round 2 changed the chunk count"
 [ "$(registered)" = $N ] || fail "after round 2: $(snap-place --pool "$POOL" --list)"

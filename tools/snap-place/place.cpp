@@ -103,6 +103,7 @@ nlohmann::json outcome_json(const placed::PlaceResult& r, const placed::Manifest
         if (i < r.outcomes.size()) {
             auto& oc = r.outcomes[i];
             j["reused"] = oc.reused;
+            if (!p.layout_path.empty()) j["layout_reused"] = oc.layout_reused;
             if (p.compression == placed::Compression::chunks)
                 j["pool"] = {{"chunk_bytes", p.frame_bytes},     {"chunks", oc.chunks},
                              {"distinct_chunks", oc.distinct_chunks}, {"chunks_uploaded", oc.chunks_uploaded},
@@ -252,6 +253,7 @@ int run(const Options& opt) {
                             {"dry_run", opt.dry_run}};
         if (!opt.dry_run) {
             j["output"] = out;
+            j["output_unchanged"] = res.output_unchanged;
             j["digest"] = hash::to_hex(res.digest);
             j["parts"] = outcome_json(res, res.manifest);
             if (!opt.name.empty()) {
@@ -261,7 +263,8 @@ int run(const Options& opt) {
         }
         cli::print_report(opt.common.report, j);
     } else {
-        std::string text = (opt.dry_run ? "estimate (dry run, nothing written):\n" : "placed " + opt.split + " -> " + out + "\n");
+        std::string text = (opt.dry_run ? "estimate (dry run, nothing written):\n"
+                                        : "placed " + opt.split + " -> " + out + (res.output_unchanged ? " (unchanged)" : "") + "\n");
         if (!opt.dry_run)
             for (size_t i = 0; i < res.manifest.parts.size(); ++i) {
                 auto& p = res.manifest.parts[i];

@@ -111,9 +111,10 @@ int run_pool(const Options& opt) {
         if (!bytes) throw UsageError(url.text + ": no manifest " + opt.fetch, "snap-place --pool " + url.text + " --list");
         file::AtomicOutput out(opt.common.output);
         out.write(bytes->data(), bytes->size());
-        out.commit();
+        const bool unchanged = out.commit();
         j["fetched"] = opt.fetch;
         j["output"] = opt.common.output;
+        j["output_unchanged"] = unchanged;
         j["bytes"] = bytes->size();
         text = "fetched " + opt.fetch + " -> " + opt.common.output + "\n";
         if (opt.common.output == "-") {

@@ -621,7 +621,8 @@ int run(const Options& opt) {
     ls.meta["method"] = ls.method;
     ls.meta["limitations"] = lim;
     ls.normalize();
-    write_loadset(ls, opt.common.output);
+    bool unchanged = false;
+    write_loadset(ls, opt.common.output, &unchanged);
 
     if (!failure.empty()) cli::warn(failure + " (recorded anyway: --keep-on-failure)");
     cli::info("recorded " + std::to_string(ls.touches.size()) + " pages (" + std::to_string(ls.written_pages()) +
@@ -637,6 +638,7 @@ int run(const Options& opt) {
         j["image_fingerprint"] = hash::to_hex(ls.image.fingerprint);
         j["fingerprint_source"] = fingerprint_source_name(fp.source);
         j["output"] = opt.common.output;
+        j["output_unchanged"] = unchanged;
         j["stop"] = rec.stop_reason();
         j["final_scan"] = ls.meta["final_scan"];
         j["exit_status"] = ls.meta["exit_status"];

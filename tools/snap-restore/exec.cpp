@@ -305,8 +305,10 @@ int run_exec(const Options& opt, Context& ctx) {
     if (served && record) {
         recording.image = r.image();
         for (const auto& t : recording.touches) written += (t.access & kAccessWrite) ? 1 : 0;
-        if (code == 0 || !recording.touches.empty()) write_loadset(recording, opt.record);
+        bool unchanged = false;
+        if (code == 0 || !recording.touches.empty()) write_loadset(recording, opt.record, &unchanged);
         j["record"] = opt.record;
+        j["record_unchanged"] = unchanged;
         j["recorded_pages"] = recording.touches.size();
         j["written_pages"] = written;
         j["write_protect"] = recording.knows_writes;

@@ -154,6 +154,7 @@ int run_materialize(const Options& opt, Context& ctx) {
                         {"front_end", "materialize"},
                         {"placed", opt.placed},
                         {"output", opt.materialize},
+                        {"output_unchanged", res.unchanged},
                         {"bytes", res.bytes},
                         {"data_bytes", res.data_bytes},
                         {"fingerprint", hash::to_hex(res.fingerprint)},
@@ -161,7 +162,7 @@ int run_materialize(const Options& opt, Context& ctx) {
                         {"phases_ns", {{"materialize", t1 - t0}, {"warm", t2 - t1}}},
                         {"ready_ns", t2 - t0}};
     ctx.emit(opt, j,
-             {"materialized " + opt.materialize + ": " + std::to_string(res.bytes) + " bytes (" + std::to_string(res.data_bytes) +
+             {"materialized " + opt.materialize + (res.unchanged ? " (unchanged)" : "") + ": " + std::to_string(res.bytes) + " bytes (" + std::to_string(res.data_bytes) +
                   " written), fingerprint " + hash::to_hex(res.fingerprint),
               "warmed " + std::to_string(warmed) + " bytes of the loading set in " + std::to_string((t2 - t1) / 1000000) + " ms"});
     return 0;

@@ -48,9 +48,10 @@ int run_serve(const Options& opt, Context& ctx) {
     cli::info("listening on " + opt.serve + " (" + restore::strategy_name(ctx.strategy()) + ", " +
               std::to_string(eager_planned) + " pages eager)");
     auto result = uffd::serve_firecracker(opt.serve, source, so);
+    bool record_unchanged = false;
     if (so.server.record) {
         result.recording.image = r.image();
-        write_loadset(result.recording, opt.record);
+        write_loadset(result.recording, opt.record, &record_unchanged);
     }
     const auto& st = result.stats;
     nlohmann::json j = {{"front_end", "serve"}, {"strategy", restore::strategy_name(ctx.strategy())}, {"placed", opt.placed},
@@ -65,7 +66,10 @@ int run_serve(const Options& opt, Context& ctx) {
     j["pool"] = source.pool_json();
     j["notes"] = notes;
     j["verify"] = ctx.check_json();
-    if (so.server.record) j["record"] = opt.record;
+    if (so.server.record) {
+        j["record"] = opt.record;
+        j["record_unchanged"] = record_unchanged;
+    }
     ctx.emit(opt, j,
              {std::string(restore::strategy_name(ctx.strategy())) + ": served " + std::to_string(st.faults) + " faults (" +
                   std::to_string(st.read_faults) + " read, " + std::to_string(st.write_faults) + " write), " +

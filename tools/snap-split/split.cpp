@@ -75,13 +75,15 @@ int run(const Options& opt) {
 
     // The parent digest: the loading set's digest, or a digest over all of them.
     uint64_t parent = digests.size() == 1 ? digests[0] : hash::xxh3(digests.data(), digests.size() * sizeof(uint64_t));
-    uint64_t digest = write_split(image, plan, opt.common.output, parent, check_image_unchanged, opt.threads);
+    bool unchanged = false;
+    uint64_t digest = write_split(image, plan, opt.common.output, parent, check_image_unchanged, opt.threads, &unchanged);
 
     const auto& n = plan.pages_per_class;
     const uint64_t ps = image.page_size();
     if (opt.common.json || !opt.common.report.empty()) {
         nlohmann::json j = {
             {"output", opt.common.output},
+            {"output_unchanged", unchanged},
             {"digest", hash::to_hex(digest)},
             {"parent_digest", hash::to_hex(parent)},
             {"image", opt.mem},
@@ -102,7 +104,7 @@ int run(const Options& opt) {
         };
         cli::print_report(opt.common.report, j);
     } else {
-        cli::info("wrote " + opt.common.output + ": zero " + std::to_string(n[0]) + ", ro " + std::to_string(n[1]) + ", rw " +
+        cli::info((unchanged ? "kept " : "wrote ") + opt.common.output + ": zero " + std::to_string(n[0]) + ", ro " + std::to_string(n[1]) + ", rw " +
                   std::to_string(n[2]) + ", cold " + std::to_string(n[3]) + " pages");
     }
     return 0;
