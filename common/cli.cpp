@@ -34,8 +34,7 @@ void add_report(CLI::App& app, CommonOptions& opt) {
         ->type_name("FILE");
 }
 
-static void emit_error(const std::string& what, const std::string& hint, int code,
-                       const nlohmann::json& details = nlohmann::json::object()) {
+void emit_error(const std::string& what, const std::string& hint, int code, const nlohmann::json& details) {
     auto& g = globals();
     std::fprintf(stderr, "%s: error: %s\n", g.tool, what.c_str());
     if (!hint.empty()) std::fprintf(stderr, "%s: hint: %s\n", g.tool, hint.c_str());

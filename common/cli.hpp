@@ -51,6 +51,12 @@ void add_report(CLI::App& app, CommonOptions& opt);
 int run_tool(const char* tool, CLI::App& app, int argc, char** argv, const CommonOptions& opt,
              const std::function<int()>& body);
 
+// The error lines run_tool prints for a failure ("tool: error: what", "tool: hint: …"), and
+// with --json the error object on stdout, details merged in: for a tool that goes on after
+// one input failed (snap-stat A B C).
+void emit_error(const std::string& what, const std::string& hint, int code,
+                const nlohmann::json& details = nlohmann::json::object());
+
 // Diagnostics on stderr (never stdout).
 void warn(const std::string& msg);
 void info(const std::string& msg);  // only with -v

@@ -195,7 +195,9 @@ static std::vector<ChunkType> placed_chunks() {
     return v;
 }
 
-PlacedReader::PlacedReader(const std::string& path) : artifact_(path, Kind::placed, 0, placed_chunks()) {
+PlacedReader::PlacedReader(const std::string& path) : PlacedReader(file::InputFile(path, file::InputFile::Expect::artifact)) {}
+
+PlacedReader::PlacedReader(file::InputFile file) : artifact_(std::move(file), Kind::placed, 0, placed_chunks()) {
     auto& a = artifact_;
     plan_ = decode_plan_chunks(a);
     const uint32_t ps = plan_.image.page_size;

@@ -87,6 +87,8 @@ std::string pool_url_of(const Part& part);
 class PlacedReader {
 public:
     explicit PlacedReader(const std::string& path);
+    // Over a file already opened (a pipe or FIFO can be read only once).
+    explicit PlacedReader(file::InputFile file);
     const std::string& name() const { return artifact_.name(); }
     uint64_t digest() const { return artifact_.digest(); }
     uint64_t parent_digest() const { return artifact_.header().parent_digest; }

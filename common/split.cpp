@@ -454,8 +454,10 @@ SplitPlan decode_plan_chunks(const Artifact& a) {
     return plan;
 }
 
-SplitReader::SplitReader(const std::string& path)
-    : artifact_(path, Kind::split, 0, {kImgi, kMeta, kClas, kOrdr, kExtn, kPgrw, kPgro, kPgcl}) {
+SplitReader::SplitReader(const std::string& path) : SplitReader(file::InputFile(path, file::InputFile::Expect::artifact)) {}
+
+SplitReader::SplitReader(file::InputFile file)
+    : artifact_(std::move(file), Kind::split, 0, {kImgi, kMeta, kClas, kOrdr, kExtn, kPgrw, kPgro, kPgcl}) {
     auto& a = artifact_;
     plan_ = decode_plan_chunks(a);
     const uint32_t ps = plan_.image.page_size;

@@ -102,6 +102,8 @@ std::vector<format::ChunkType> plan_chunk_types();
 class SplitReader {
 public:
     explicit SplitReader(const std::string& path);
+    // Over a file already opened (a pipe or FIFO can be read only once).
+    explicit SplitReader(file::InputFile file);
     const std::string& name() const { return artifact_.name(); }
     const ImageIdentity& image() const { return plan_.image; }
     const SplitPlan& plan() const { return plan_; }

@@ -41,6 +41,10 @@ bounded 0 '' "$bin/snap-stat" huge.ls
 bounded 0 '' "$bin/snap-stat" --json --map huge.ls
 bounded 0 '' "$bin/snap-stat" resealed.ls
 bounded 0 '' "$bin/snap-stat" huge.ls huge.ls
+bounded 0 '' "$bin/snap-stat" --compare huge.ls huge.ls
+bounded 0 '' "$bin/snap-stat" --svg huge.svg huge.ls
+bounded 0 '' "$bin/snap-stat" --compare --svg huge2.svg huge.ls huge.ls
+[ "$(stat -c %s huge.svg)" -lt 1000000 ] && [ "$(stat -c %s huge2.svg)" -lt 1000000 ] || fail "an SVG of a 64 TiB claim is not bounded"
 bounded 3 'recorded against an image of 70368744177664 bytes' "$bin/snap-split" --mem img -o x.split huge.ls
 bounded 3 'recorded against an image of' "$bin/snap-split" --mem img -o x.split resealed.ls
 # A split and a manifest of a few KiB claiming a 1 TiB image of zeros: implausible, exit 3.

@@ -57,7 +57,7 @@ cmp -s run.split again.split || fail "same inputs gave different split bytes"
 "$bin/snap-split" --mem img -o - - < run.ls > piped.split
 cmp -s run.split piped.split || fail "split through pipes differs"
 "$bin/snap-stat" --json - < run.ls | grep -q '"pages"' || fail "snap-stat cannot read a loading set from stdin"
-cat run.ls | "$bin/snap-stat" run.ls - | grep -q "jaccard 1.0000" || fail "snap-stat cannot compare with a loading set on stdin"
+cat run.ls | "$bin/snap-stat" --compare run.ls - | grep -q "jaccard 1.0000" || fail "snap-stat cannot compare with a loading set on stdin"
 # Merging: a second recording; union ⊇ each, intersection ⊆ each.
 "$bin/snap-record" -q --method pagemap --mem img -o run2.ls -- "$bin/rwload" img --seed 6 --reads 1500 --writes 400
 "$bin/snap-split" --mem img --merge union -o u.split run.ls run2.ls
@@ -65,7 +65,7 @@ cat run.ls | "$bin/snap-stat" run.ls - | grep -q "jaccard 1.0000" || fail "snap-
 touched() { "$bin/snap-stat" --json "$1" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["touched"])'; }
 [ "$(touched u.split)" -ge "$(touched run.split)" ] || fail "union is smaller than one of its sets"
 [ "$(touched i.split)" -le "$(touched run.split)" ] || fail "intersection is larger than one of its sets"
-"$bin/snap-stat" run.ls run2.ls | grep -q jaccard || fail "no comparison of two loading sets"
+"$bin/snap-stat" --compare run.ls run2.ls | grep -q jaccard || fail "no comparison of two loading sets"
 # A mincore loading set has no R/W information: touched pages are RO by default, RW on request.
 "$bin/snap-record" -q --method mincore --mem img -o mc.ls -- "$bin/rwload" img --seed 5 --reads 200 --writes 50
 "$bin/snap-split" --mem img -o mc.split mc.ls 2> mc.err
