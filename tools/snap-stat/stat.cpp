@@ -62,16 +62,16 @@ nlohmann::json describe_loadset(const LoadingSet& ls) {
     nlohmann::json j = {
         {"kind", "loadset"},
         {"method", ls.method},
-        {"pages", ls.touches.size()},
-        {"read", ls.read_pages()},
-        {"written", ls.written_pages()},
+        {"touched_pages", ls.touches.size()},
+        {"read_pages", ls.read_pages()},
+        {"written_pages", ls.written_pages()},
         {"writes_known", ls.knows_writes},
         {"timed", ls.has_time},
-        {"runs", count_runs(pages)},
+        {"touched_runs", count_runs(pages)},
         {"ranks", ls.touches.empty() ? 0 : ls.touches.back().rank + 1},
         {"image_pages", ls.image.pages()},
         {"image_bytes", ls.image.size_bytes},
-        {"page_size", ls.image.page_size},
+        {"page_size_bytes", ls.image.page_size},
         {"image_fingerprint", hash::to_hex(ls.image.fingerprint)},
         {"meta", ls.meta},
     };
@@ -80,24 +80,9 @@ nlohmann::json describe_loadset(const LoadingSet& ls) {
 }
 
 nlohmann::json describe_split(const SplitPlan& plan) {
-    const auto& n = plan.pages_per_class;
-    const uint64_t ps = plan.image.page_size;
-    std::array<uint64_t, kPageClasses> runs{};
-    for (auto& r : plan.runs) runs[static_cast<int>(r.cls)]++;
-    nlohmann::json j = {
-        {"kind", "split"},
-        {"pages", plan.image.pages()},
-        {"zero", n[0]}, {"ro", n[1]}, {"rw", n[2]}, {"cold", n[3]},
-        {"zero_bytes", n[0] * ps}, {"ro_bytes", n[1] * ps}, {"rw_bytes", n[2] * ps}, {"cold_bytes", n[3] * ps},
-        {"runs", plan.runs.size()},
-        {"zero_runs", runs[0]}, {"ro_runs", runs[1]}, {"rw_runs", runs[2]}, {"cold_runs", runs[3]},
-        {"extents", plan.extents.size()},
-        {"touched", plan.order.size()},
-        {"image_bytes", plan.image.size_bytes},
-        {"page_size", ps},
-        {"image_fingerprint", hash::to_hex(plan.image.fingerprint)},
-        {"meta", plan.meta},
-    };
+    nlohmann::json j = {{"kind", "split"}};
+    j.update(describe_plan(plan));  // common/split.hpp: the one description of a plan
+    j["meta"] = plan.meta;
     return j;
 }
 
@@ -134,13 +119,13 @@ nlohmann::json compare_loadsets(const LoadingSet& a, const LoadingSet& b) {
         {"kind", "loadset-comparison"},
         {"a_pages", a.touches.size()},
         {"b_pages", b.touches.size()},
-        {"intersection", both},
-        {"union", uni},
-        {"only_a", only_a},
-        {"only_b", only_b},
+        {"intersection_pages", both},
+        {"union_pages", uni},
+        {"only_a_pages", only_a},
+        {"only_b_pages", only_b},
         {"jaccard", uni ? static_cast<double>(both) / static_cast<double>(uni) : 1.0},
         {"overlap", smaller ? static_cast<double>(both) / static_cast<double>(smaller) : 1.0},
-        {"written_intersection", w_both},
+        {"written_intersection_pages", w_both},
         {"written_jaccard", w_uni ? static_cast<double>(w_both) / static_cast<double>(w_uni) : 1.0},
         {"a_method", a.method},
         {"b_method", b.method},
@@ -173,8 +158,8 @@ nlohmann::json compare_splits(const SplitPlan& a, const SplitPlan& b) {
     }
     return {
         {"kind", "split-comparison"},
-        {"pages", pages},
-        {"same_class", same},
+        {"image_pages", pages},
+        {"same_class_pages", same},
         {"agreement", static_cast<double>(same) / static_cast<double>(pages)},
         {"same_image", a.image.fingerprint == b.image.fingerprint},
         {"matrix", matrix},
@@ -208,7 +193,7 @@ std::string text_loadset(const std::string& name, const LoadingSet& ls, uint64_t
     o << name << ": loading set (" << ls.method << ") of a " << human_bytes(ls.image.size_bytes) << " image ("
       << ls.image.pages() << " pages of " << human_bytes(ls.image.page_size) << "), fingerprint "
       << hash::to_hex(ls.image.fingerprint) << "\n";
-    o << "  touched  " << n << " pages " << pct(n, ls.image.pages()) << " of the image, " << d["runs"].get<uint64_t>()
+    o << "  touched  " << n << " pages " << pct(n, ls.image.pages()) << " of the image, " << d["touched_runs"].get<uint64_t>()
       << " runs, " << d["ranks"].get<uint64_t>() << " ranks\n";
     if (ls.knows_writes) {
         o << "  read     " << ls.read_pages() << "\n";
@@ -253,13 +238,13 @@ std::string text_comparison(const nlohmann::json& c) {
                       "A %s: %llu pages, B %s: %llu pages\n  both %llu, only A %llu, only B %llu\n  jaccard %.4f, overlap %.4f, written jaccard %.4f\n",
                       c["a_method"].get<std::string>().c_str(), (unsigned long long)c["a_pages"].get<uint64_t>(),
                       c["b_method"].get<std::string>().c_str(), (unsigned long long)c["b_pages"].get<uint64_t>(),
-                      (unsigned long long)c["intersection"].get<uint64_t>(), (unsigned long long)c["only_a"].get<uint64_t>(),
-                      (unsigned long long)c["only_b"].get<uint64_t>(), c["jaccard"].get<double>(), c["overlap"].get<double>(),
+                      (unsigned long long)c["intersection_pages"].get<uint64_t>(), (unsigned long long)c["only_a_pages"].get<uint64_t>(),
+                      (unsigned long long)c["only_b_pages"].get<uint64_t>(), c["jaccard"].get<double>(), c["overlap"].get<double>(),
                       c["written_jaccard"].get<double>());
         o << buf;
     } else {
         std::snprintf(buf, sizeof buf, "%llu of %llu pages in the same class (%.4f)\n  A\\B  ",
-                      (unsigned long long)c["same_class"].get<uint64_t>(), (unsigned long long)c["pages"].get<uint64_t>(),
+                      (unsigned long long)c["same_class_pages"].get<uint64_t>(), (unsigned long long)c["image_pages"].get<uint64_t>(),
                       c["agreement"].get<double>());
         o << buf;
         for (int j = 0; j < kPageClasses; ++j) {
@@ -312,7 +297,7 @@ nlohmann::json verify_against_image(const SplitReader& s, const std::string& mem
     progress.finish();
     if (bad_pages)
         throw BadInput(s.name(), std::to_string(bad_pages) + " pages differ from " + mem + " (first: page " + std::to_string(first_bad) + ")");
-    return {{"image", mem}, {"pages_compared", image.pages()}, {"identical", true}};
+    return {{"image", mem}, {"compared_pages", image.pages()}, {"identical", true}};
 }
 
 void print_lines(const std::string& report_path, const std::vector<std::string>& lines) {
@@ -442,20 +427,20 @@ int run(const Options& opt) {
             auto pv = placed::pool_view(r);
             if (pv.is_null()) throw UsageError(name + ": no part of it is in a pool");
             j["pool"] = pv;
-            pool_text = "  pool " + pv["url"].get<std::string>() + ": " + std::to_string(pv["manifests"].get<uint64_t>()) +
+            pool_text = "  pool " + pv["pool_url"].get<std::string>() + ": " + std::to_string(pv["registered_manifests"].get<uint64_t>()) +
                         " manifests registered" + (pv["registered"].get<bool>() ? " (this one among them)" : " (not this one)") + "\n";
             for (auto& p : pv["parts"])
-                pool_text += "  " + p["class"].get<std::string>() + ": " + std::to_string(p["chunks_present"].get<uint64_t>()) + " of " +
+                pool_text += "  " + p["class"].get<std::string>() + ": " + std::to_string(p["present_chunks"].get<uint64_t>()) + " of " +
                              std::to_string(p["distinct_chunks"].get<uint64_t>()) + " chunks present, " +
-                             std::to_string(p["chunks_shared"].get<uint64_t>()) + " shared with other manifests (" +
+                             std::to_string(p["shared_chunks"].get<uint64_t>()) + " shared with other manifests (" +
                              tier::format_size(p["shared_bytes"]) + "), " + tier::format_size(p["unique_bytes"]) +
                              " named by this one alone\n";
             bool missing = false;
-            for (auto& p : pv["parts"]) missing = missing || p["chunks_missing"].get<uint64_t>() > 0;
+            for (auto& p : pv["parts"]) missing = missing || p["missing_chunks"].get<uint64_t>() > 0;
             if (missing) {
                 if (opt.common.json) cli::print_report(opt.common.output, j);
                 else cli::print_report(opt.common.output, placed::text_placed(r) + pool_text);
-                throw BadInput(name, "chunks are missing from its pool " + pv["url"].get<std::string>());
+                throw BadInput(name, "chunks are missing from its pool " + pv["pool_url"].get<std::string>());
             }
         }
         if (opt.common.json) cli::print_report(opt.common.output, j);
