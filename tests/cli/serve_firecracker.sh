@@ -47,7 +47,7 @@ run legacy --granule-kib 4 -- --legacy-field --order seq --threads 1 &&
 run bigranule --granule-kib 2048 --no-zeropage -- --threads 2 &&
   check bigranule.json "d['stats']['demand_zeroed_bytes']>0 and d['stats']['faults']<=24+1+8"
 run eager --eager-all -- --threads 2 &&
-  check eager.json "d['eager_pages']==12288"
+  check eager.json "d['eager_bytes']==12288*4096"
 run record --record rec.ls -- --threads 1 --balloon-mib 0 &&
   check record.json "d['recorded_pages']==12288"
 if [ -x "$bin/snap-stat" ] && [ -f rec.ls ]; then
