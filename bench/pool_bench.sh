@@ -70,10 +70,10 @@ f = json.load(open(os.path.join(w, "fault.json")))
 c = json.load(open(os.path.join(w, "fault.client")))
 assert c["mismatched_pages"] == 0, c
 p = f["pool"]
-out["faults"] = f["faults"]["total"]
+out["faults"] = f["stats"]["faults"]
 out["fault_fetches"] = p["demand_fetches"]
 out["fault_fetch_us"] = round(p["demand_ns"] / max(p["demand_fetches"], 1) / 1e3, 1)
-out["fault_us"] = round(f["phases_ns"]["faults"] / max(f["faults"]["total"], 1) / 1e3, 1)
+out["fault_us"] = round(f["phases_ns"]["faults"] / max(f["stats"]["faults"], 1) / 1e3, 1)
 out["fault_over_get"] = round(out["fault_us"] / out["get_4k_p50_us"], 2)
 out["fetch_over_get"] = round(out["fault_fetch_us"] / out["get_4k_p50_us"], 2)
 out["busy"] = bool(int(sys.argv[2]))

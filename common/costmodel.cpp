@@ -205,10 +205,10 @@ Estimate estimate(const Params& p, const std::vector<ClassPlacement>& parts, con
 nlohmann::json Estimate::to_json() const {
     nlohmann::json cls = nlohmann::json::object();
     for (auto& e : classes) {
-        nlohmann::json j = {{"tier", e.tier},           {"mechanism", e.mechanism},   {"pages", e.pages},
-                            {"bytes", e.bytes},         {"stored_bytes", e.stored_bytes},
+        nlohmann::json j = {{"tier", e.tier},           {"mechanism", e.mechanism},   {"class_pages", e.pages},
+                            {"raw_bytes", e.bytes},         {"stored_bytes", e.stored_bytes},
                             {"restore_us", std::round(e.restore_us * 10) / 10},
-                            {"us_per_page", std::round(e.us_per_page * 1000) / 1000}};
+                            {"per_page_us", std::round(e.us_per_page * 1000) / 1000}};
         if (e.cls == PageClass::cold) j["drain_us"] = std::round(e.drain_us * 10) / 10;
         cls[class_name(e.cls)] = j;
     }

@@ -285,9 +285,34 @@ unsigned current_umask() {
     return static_cast<unsigned>(m) & 0777;
 }
 
+namespace {
+
+// An output path that names one of the process's open descriptors (/dev/stdout, /dev/stderr,
+// /dev/fd/N, /proc/self/fd/N): written to that descriptor, like "-" is to stdout — the way to
+// hand a report to a pipe other than stdout (--report /dev/fd/3). -1 for any other path.
+int descriptor_named(const std::string& path) {
+    if (path == "/dev/stdout") return STDOUT_FILENO;
+    if (path == "/dev/stderr") return STDERR_FILENO;
+    for (const char* prefix : {"/dev/fd/", "/proc/self/fd/"}) {
+        const std::string p(prefix);
+        if (path.size() <= p.size() || path.compare(0, p.size(), p) != 0) continue;
+        const std::string n = path.substr(p.size());
+        if (n.size() > 6 || n.find_first_not_of("0123456789") != std::string::npos) return -1;
+        const int fd = std::stoi(n);
+        return ::fcntl(fd, F_GETFD) < 0 ? -1 : fd;
+    }
+    return -1;
+}
+
+}  // namespace
+
 AtomicOutput::AtomicOutput(const std::string& path, bool binary, OutputKind kind) : path_(path), kind_(kind) {
     struct stat st {};
-    if (path == "-") {
+    if ((target_fd_ = descriptor_named(path)) >= 0) {
+        if (binary && isatty(target_fd_))
+            throw UsageError("refusing to write a binary artifact to a terminal", "redirect " + path + " or give -o FILE");
+        stream_ = true;
+    } else if (path == "-") {
         if (binary && isatty(STDOUT_FILENO))
             throw UsageError("refusing to write a binary artifact to a terminal",
                              "redirect stdout or give -o FILE");
@@ -433,6 +458,8 @@ bool AtomicOutput::commit() {
         // Copy the finished temporary to stdout (or the device/FIFO named), then drop it.
         if (path_ == "-") {
             copy_to(STDOUT_FILENO, "<stdout>");
+        } else if (target_fd_ >= 0) {
+            copy_to(target_fd_, path_);
         } else {
             int dst = ::open(path_.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
             if (dst < 0) throw_errno(path_);

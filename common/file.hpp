@@ -94,7 +94,8 @@ enum class OutputKind { artifact, report };
 // An output written under a temporary name in the target's directory and renamed on commit().
 // For "-" the finished file is copied to stdout and removed; so it is for a destination that
 // exists and is not a regular file (a character device such as /dev/null, a FIFO): that is
-// written to, never replaced. Refuses binary to a terminal.
+// written to, never replaced; and so for a path naming an open descriptor (/dev/stdout,
+// /dev/stderr, /dev/fd/N, /proc/self/fd/N). Refuses binary to a terminal.
 class AtomicOutput {
 public:
     AtomicOutput(const std::string& path, bool binary = true, OutputKind kind = OutputKind::artifact);
@@ -122,6 +123,7 @@ private:
     std::string path_, tmp_;
     OutputKind kind_;
     bool stream_ = false;  // "-" or a non-regular destination: copy the finished temp there
+    int target_fd_ = -1;   // the destination names an open descriptor (/dev/fd/N, /dev/stderr)
     int fd_ = -1;
     uint64_t offset_ = 0;
     uint64_t wb_started_ = 0, wb_waited_ = 0;  // write_behind(): writeback started / completed up to

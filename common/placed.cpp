@@ -998,23 +998,21 @@ nlohmann::json pool_view(const PlacedReader& r) {
         }
         parts.push_back({{"class", class_name(p.cls)},
                          {"distinct_chunks", ids.size()},
-                         {"chunks_present", present},
-                         {"chunks_missing", ids.size() - present},
-                         {"chunks_shared", shared},
+                         {"present_chunks", present},
+                         {"missing_chunks", ids.size() - present},
+                         {"shared_chunks", shared},
                          {"shared_bytes", shared_bytes},
                          {"unique_bytes", unique_bytes}});
     }
     if (!store) return nullptr;
-    return {{"url", url}, {"registered", registered}, {"manifests", manifests}, {"parts", parts}};
+    return {{"pool_url", url}, {"registered", registered}, {"registered_manifests", manifests}, {"parts", parts}};
 }
 
 nlohmann::json describe_placed(const PlacedReader& r) {
     const auto& plan = r.plan();
-    const auto& n = plan.pages_per_class;
-    const uint64_t ps = r.page_size();
     nlohmann::json tiers = nlohmann::json::array();
     for (auto& t : r.tiers()) {
-        nlohmann::json j = {{"name", t.name()}, {"kind", tier::kind_name(t.kind)}, {"location", t.location}};
+        nlohmann::json j = {{"name", t.name()}, {"tier_kind", tier::kind_name(t.kind)}, {"location", t.location}};
         if (t.node >= 0) j["node"] = t.node;
         if (t.budget_bytes != tier::kUnlimited) j["budget_bytes"] = t.budget_bytes;
         else j["budget_bytes"] = nullptr;
@@ -1025,8 +1023,8 @@ nlohmann::json describe_placed(const PlacedReader& r) {
         nlohmann::json j = {{"class", class_name(p.cls)},
                             {"tier", r.tier_of(p).name()},
                             {"path", p.path},
-                            {"offset", p.offset},
-                            {"bytes", p.raw_bytes},
+                            {"offset_bytes", p.offset},
+                            {"raw_bytes", p.raw_bytes},
                             {"stored_bytes", p.stored_bytes},
                             {"digest", hash::to_hex(p.digest)},
                             {"compression", compression_name(p.compression)}};
@@ -1043,7 +1041,7 @@ nlohmann::json describe_placed(const PlacedReader& r) {
             }
             std::sort(ids.begin(), ids.end());
             const uint64_t distinct = static_cast<uint64_t>(std::unique(ids.begin(), ids.end()) - ids.begin());
-            j["pool"] = {{"url", pool_url_of(p)},
+            j["pool"] = {{"pool_url", pool_url_of(p)},
                          {"chunk_bytes", p.frame_bytes},
                          {"chunks", p.chunks.size()},
                          {"distinct_chunks", distinct},
@@ -1052,20 +1050,10 @@ nlohmann::json describe_placed(const PlacedReader& r) {
         j["layout_path"] = p.layout_path.empty() ? nlohmann::json(nullptr) : nlohmann::json(p.layout_path);
         parts.push_back(j);
     }
-    nlohmann::json j = {
-        {"kind", "placed"},
-        {"pages", plan.image.pages()},
-        {"zero", n[0]}, {"ro", n[1]}, {"rw", n[2]}, {"cold", n[3]},
-        {"zero_bytes", n[0] * ps}, {"ro_bytes", n[1] * ps}, {"rw_bytes", n[2] * ps}, {"cold_bytes", n[3] * ps},
-        {"runs", plan.runs.size()},
-        {"extents", plan.extents.size()},
-        {"touched", plan.order.size()},
-        {"image_bytes", plan.image.size_bytes},
-        {"page_size", ps},
-        {"image_fingerprint", hash::to_hex(plan.image.fingerprint)},
-        {"tiers", tiers},
-        {"parts", parts},
-    };
+    nlohmann::json j = {{"kind", "placed"}};
+    j.update(describe_plan(plan));  // common/split.hpp: the one description of a plan
+    j["tiers"] = tiers;
+    j["parts"] = parts;
     if (r.cost().contains("estimate")) j["estimate"] = r.cost()["estimate"];
     if (r.cost().contains("params")) j["cost_params"] = r.cost()["params"];
     if (r.cost().contains("chosen_by")) j["chosen_by"] = r.cost()["chosen_by"];

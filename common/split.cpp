@@ -49,6 +49,28 @@ const char* class_name(PageClass c) {
     return "?";
 }
 
+nlohmann::json describe_plan(const SplitPlan& plan) {
+    const uint64_t ps = plan.image.page_size;
+    std::array<uint64_t, kPageClasses> runs{};
+    for (const auto& r : plan.runs) runs[static_cast<int>(r.cls)]++;
+    nlohmann::json j = {
+        {"image_pages", plan.image.pages()},
+        {"image_bytes", plan.image.size_bytes},
+        {"page_size_bytes", ps},
+        {"image_fingerprint", hash::to_hex(plan.image.fingerprint)},
+    };
+    for (int c = 0; c < kPageClasses; ++c) {
+        const std::string name = class_name(static_cast<PageClass>(c));
+        j[name + "_pages"] = plan.pages_per_class[c];
+        j[name + "_bytes"] = plan.pages_per_class[c] * ps;
+        j[name + "_runs"] = runs[c];
+    }
+    j["class_runs"] = plan.runs.size();
+    j["extents"] = plan.extents.size();
+    j["touched_pages"] = plan.order.size();
+    return j;
+}
+
 namespace {
 
 // The classifier over any zero test (a bitmap from the scan, or a vector<bool> in tests).

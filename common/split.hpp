@@ -62,6 +62,13 @@ struct SplitOptions {
     unsigned threads = 0;         // scan threads (0 = one per core); never changes the bytes
 };
 
+// The one description of a plan in snapkit(7)'s JSON vocabulary: the image (image_pages,
+// image_bytes, page_size_bytes, image_fingerprint), every class's pages, bytes and runs
+// (zero_pages, ro_bytes, cold_runs, ...; class_runs in all), extents and touched_pages.
+// snap-split's report and snap-stat's description of a split and of a placed artifact are it
+// plus what each adds.
+nlohmann::json describe_plan(const SplitPlan& plan);
+
 // Threads to use for `requested` (0 = std::thread::hardware_concurrency(), at least 1).
 unsigned split_threads(unsigned requested);
 

@@ -116,9 +116,9 @@ void write_report() {
         r["vmm_minor_faults"] = ru.ru_minflt;
         r["vmm_major_faults"] = ru.ru_majflt;
         if (!g->plan.prefetch.empty())
-            r["prefetch"] = {{"pages", g->prefetch_pages.load()}, {"ns", g->prefetch_ns.load()}, {"done", g->prefetch_done.load()}};
+            r["prefetch"] = {{"fetched_pages", g->prefetch_pages.load()}, {"elapsed_ns", g->prefetch_ns.load()}, {"done", g->prefetch_done.load()}};
         if (!g->plan.drain.empty())
-            r["drain"] = {{"pages", g->drain_pages.load()}, {"ns", g->drain_ns.load()}, {"done", g->drain_done.load()}};
+            r["drain"] = {{"fetched_pages", g->drain_pages.load()}, {"elapsed_ns", g->drain_ns.load()}, {"done", g->drain_done.load()}};
         text = r.dump() + "\n";
     }
     std::string tmp = g->report_path + ".tmp";
@@ -324,15 +324,15 @@ void apply(char* base, size_t len, off_t off, int prot, int flags, int image_fd)
         std::lock_guard<std::mutex> lk(g->mu);
         nlohmann::json& r = g->report;
         r["image_mapped"] = true;
-        r["mapped_count"] = ++g->mapped_count;
+        r["image_mappings"] = ++g->mapped_count;
         char addr[32];
         std::snprintf(addr, sizeof addr, "0x%llx", static_cast<unsigned long long>(reinterpret_cast<uintptr_t>(base)));
-        r["mapping"] = {{"address", addr}, {"bytes", len}, {"offset", off}, {"shared", false}};
-        r["ops_applied"] = n_ops;
-        r["bytes_copied"] = bytes_copied;
-        r["mappings_before"] = maps_before;
-        r["mappings_after"] = count_maps();
-        r["max_map_count"] = limit;
+        r["mapping"] = {{"address", addr}, {"length_bytes", len}, {"offset_bytes", off}, {"shared", false}};
+        r["applied_ops"] = n_ops;
+        r["copied_bytes"] = bytes_copied;
+        r["initial_mappings"] = maps_before;
+        r["final_mappings"] = count_maps();
+        r["max_mappings"] = limit;
         r["phases_ns"] = {{"anon", ns[1]}, {"copy", ns[2]}, {"map", ns[3]}, {"total", t1 - t0}};
         r["ready_ns"] = t1 - g->start_ns;  // from library load to the plan applied
     }
@@ -449,16 +449,16 @@ void apply_uffd(char* base, size_t len, off_t off, int prot, int flags) {
         std::lock_guard<std::mutex> lk(g->mu);
         nlohmann::json& rep = g->report;
         rep["image_mapped"] = true;
-        rep["mapped_count"] = ++g->mapped_count;
+        rep["image_mappings"] = ++g->mapped_count;
         char a[32];
         std::snprintf(a, sizeof a, "0x%llx", static_cast<unsigned long long>(addr));
-        rep["mapping"] = {{"address", a}, {"bytes", len}, {"offset", off}, {"shared", false}};
+        rep["mapping"] = {{"address", a}, {"length_bytes", len}, {"offset_bytes", off}, {"shared", false}};
         rep["uffd"] = {{"socket", g->uffd_socket}, {"write_protect", wp}};
         rep["base"] = snap::restore::base_name(plan.base);
-        rep["ops_applied"] = helper.n_ops;
-        rep["bytes_copied"] = helper.bytes_copied;
-        rep["mappings_before"] = 0;
-        rep["mappings_after"] = 0;
+        rep["applied_ops"] = helper.n_ops;
+        rep["copied_bytes"] = helper.bytes_copied;
+        rep["initial_mappings"] = 0;
+        rep["final_mappings"] = 0;
         rep["populated_pages"] = helper.populated;
         rep["phases_ns"] = {{"map", t_map - t0}, {"uffd", t_sent - t_map}, {"copy", helper.t_ops}, {"populate", helper.t_pop},
                             {"server_wait", t1 - t_helper}, {"eager", t1 - t_sent}, {"total", t1 - t0}};
@@ -536,7 +536,7 @@ __attribute__((constructor)) void snaprestore_init() {
     }
     if (g->plan.demand && g->uffd_socket.empty()) die("the plan is served over userfaultfd but SNAPRESTORE_UFFD is not set");
     g->report = {{"pid", getpid()}, {"strategy", snap::restore::strategy_name(g->plan.strategy)}, {"image_mapped", false},
-                 {"mapped_count", 0}, {"plan_mappings", g->plan.mappings}};
+                 {"image_mappings", 0}, {"plan_mappings", g->plan.mappings}};
     g->active = true;
     write_report();
     t_inside = false;

@@ -222,7 +222,7 @@ for u in "${candidates[@]}"; do place_args+=(--tiers "$u"); done
 snap-place "${place_args[@]}" > "$work/place.json" 2> "$work/place.err" || fail place "$work/place.err"
 # Sums of the per-part pool counters; the JSON is one object, compact or indented.
 sum_key() { grep -oE "\"$1\": *[0-9]+" "$work/place.json" | awk -F: '{ s += $2 } END { print s + 0 }'; }
-up_bytes=$(sum_key bytes_uploaded) up_chunks=$(sum_key chunks_uploaded) present=$(sum_key bytes_present)
+up_bytes=$(sum_key uploaded_bytes) up_chunks=$(sum_key uploaded_chunks) present=$(sum_key present_bytes)
 # The manifest's own digest: what the pool now names $fn.
 pool_list || fail list "$work/list.err"
 new=$(digest_named "$fn")

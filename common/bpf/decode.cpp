@@ -224,12 +224,12 @@ nlohmann::json counters_json(const Counters& c) {
         {"events_by_source", by},
         {"upgrades", c.upgrades},
         {"lost_events", c.lost},
-        {"dedup_map_full", c.dedup_full},
-        {"resolved_in_user_space", c.vma_busy},
-        {"prefetch_skipped", c.prefetch_skipped},
-        {"faults_outside_image", c.other_file},
-        {"faults_seen", c.faults},
-        {"events_outside_image", c.outside_image},
+        {"dedup_full_events", c.dedup_full},
+        {"user_resolved_events", c.vma_busy},
+        {"prefetch_skipped_events", c.prefetch_skipped},
+        {"outside_image_faults", c.other_file},
+        {"seen_faults", c.faults},
+        {"outside_image_events", c.outside_image},
         {"huge_mappings", c.huge},
     };
 }

@@ -583,7 +583,7 @@ std::array<uint64_t, kPageClasses> MappingPlan::fallback_pages() const {
 nlohmann::json MappingPlan::to_json() const {
     nlohmann::json j;
     j["strategy"] = strategy_name(strategy);
-    j["page_size"] = page_size;
+    j["page_size_bytes"] = page_size;
     j["image_pages"] = image_pages;
     j["gap_pages"] = gap_pages;
     j["base"] = base_name(base);
@@ -601,7 +601,7 @@ nlohmann::json MappingPlan::to_json() const {
         for (int k = 0; k < kMechanisms; ++k) m[mechanism_name(static_cast<Mechanism>(k))] = pages[c][k];
         cls[cls_name(static_cast<PageClass>(c))] = m;
     }
-    j["pages"] = cls;
+    j["mechanism_pages"] = cls;
     const auto fb = fallback_pages();
     j["fallback_pages"] = {{"rw", fb[static_cast<int>(PageClass::rw)]},
                            {"ro", fb[static_cast<int>(PageClass::ro)]},

@@ -154,11 +154,11 @@ nlohmann::json PlacedSource::pool_json() const {
             {"demand_fetches", s.demand_fetches},   {"demand_chunks", s.demand_chunks},
             {"demand_bytes", s.demand_bytes},       {"prefetched_chunks", s.prefetched_chunks},
             {"prefetched_bytes", s.prefetched_bytes}, {"prefetch_hits", s.prefetch_hits},
-            {"cache_hits", s.cache_hits},           {"waited", s.waited},
+            {"cache_hits", s.cache_hits},           {"waited_fetches", s.waited},
             {"bulk_chunks", s.bulk_chunks},         {"bulk_bytes", s.bulk_bytes},
             {"demand_ns", s.demand_ns},             {"bulk_ns", s.bulk_ns},
             {"prefetch_hit_rate", s.prefetched_chunks ? double(s.prefetch_hits) / double(s.prefetched_chunks) : 0.0},
-            {"chunks_read", demanded}};
+            {"read_chunks", demanded}};
         if (!pr->prefetch_error().empty()) classes[class_name(ps->part().cls)]["prefetch_error"] = pr->prefetch_error();
         sum.demand_fetches += s.demand_fetches;
         sum.demand_ns += s.demand_ns;
@@ -174,7 +174,7 @@ nlohmann::json PlacedSource::pool_json() const {
             {"before_resume_bytes", sum.bulk_bytes},  // hot parts fetched whole before the VMM ran
             {"demand_ns", sum.demand_ns},             // time faults waited for fetches
             {"bulk_ns", sum.bulk_ns},
-            {"bytes_fetched", sum.demand_bytes + sum.bulk_bytes + sum.prefetched_bytes}};
+            {"fetched_bytes", sum.demand_bytes + sum.bulk_bytes + sum.prefetched_bytes}};
 }
 
 bool PlacedSource::concurrent_reads() const {

@@ -253,7 +253,7 @@ nlohmann::json ServeResult::to_json() const {
         rs.push_back({{"base_host_virt_addr", b}, {"size_bytes", r.size_bytes}, {"offset_bytes", r.offset}, {"page_size_bytes", r.page_size}});
     }
     nlohmann::json j = {{"regions", rs}, {"peer_pid", peer_pid}, {"peer_exited", peer_exited},
-                        {"eager_pages", eager_pages}, {"stats", stats.to_json()}};
+                        {"eager_bytes", eager_pages * 4096}, {"stats", stats.to_json()}};
     if (!recording.method.empty()) j["recorded_pages"] = recording.touches.size();
     return j;
 }

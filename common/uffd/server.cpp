@@ -93,19 +93,21 @@ nlohmann::json ServerStats::to_json() const {
             {"write_faults", write_faults},
             {"wp_faults", wp_faults},
             {"foreign_faults", foreign_faults},
-            {"pages_copied", pages_copied},
-            {"pages_zeroed", pages_zeroed},
-            {"bytes_copied", bytes_copied},
-            {"eager_pages_copied", eager_pages_copied},
-            {"eager_pages_zeroed", eager_pages_zeroed},
+            // Amounts in bytes: the server installs in units of the VMM region's page size,
+            // which need not be the artifact's (its counters count 4 KiB).
+            {"copied_bytes", bytes_copied},  // eager and on demand
+            {"demand_copied_bytes", pages_copied * 4096},
+            {"demand_zeroed_bytes", pages_zeroed * 4096},
+            {"eager_copied_bytes", eager_pages_copied * 4096},
+            {"eager_zeroed_bytes", eager_pages_zeroed * 4096},
             {"eager_ns", eager_ns},
             {"install_threads", install_threads},
-            {"eexist", eexist},
-            {"eagain", eagain},
-            {"gone", gone},
+            {"eexist_ioctls", eexist},
+            {"eagain_ioctls", eagain},
+            {"gone_ioctls", gone},
             {"spurious_faults", spurious},
             {"remove_events", remove_events},
-            {"removed_pages", removed_pages},
+            {"removed_bytes", removed_bytes},
             {"unmap_events", unmap_events},
             {"remap_events", remap_events},
             {"fork_events", fork_events},
@@ -352,7 +354,7 @@ void FaultServer::handle_remove(uint64_t start, uint64_t end, bool unmap) {
             uint8_t& s = state(static_cast<int>(i), a);
             if (s == kUnmapped) continue;
             s = unmap ? kUnmapped : kRemoved;
-            ++stats_.removed_pages;
+            stats_.removed_bytes += R.page_size;
         }
     }
 }

@@ -29,7 +29,7 @@ for um in 077 022 027; do
   for f in $d/report.txt $d/report.json $d/split.json; do
     [ "$(mode "$f")" = "$want" ] || fail "umask $um: report $f has mode $(mode "$f"), expected $want"
   done
-  grep -q '"pages"' $d/report.json || fail "umask $um: the JSON report is not there: $(cat $d/report.json)"
+  grep -q '"touched_pages"' $d/report.json || fail "umask $um: the JSON report is not there: $(cat $d/report.json)"
   grep -q '"digest"' $d/split.json || fail "umask $um: --report did not get the split's JSON"
 done
 (umask 077 && "$bin/snap-record" -q --mem img -o um077/r.ls -- true 2> /dev/null) || fail "snap-record failed"

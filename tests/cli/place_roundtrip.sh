@@ -32,8 +32,8 @@ grep -q "every part file matches its digest" stat.txt || fail "no verify line"
 python3 - stat.json <<'PY'
 import json, sys, subprocess
 j = json.load(open(sys.argv[1]))
-assert j["kind"] == "placed" and j["pages"] == __import__("os").path.getsize("img") // 4096 == 256
-assert j["zero"] + j["ro"] + j["rw"] + j["cold"] == j["pages"]
+assert j["kind"] == "placed" and j["image_pages"] == __import__("os").path.getsize("img") // 4096 == 256
+assert j["zero_pages"] + j["ro_pages"] + j["rw_pages"] + j["cold_pages"] == j["image_pages"]
 for p in j["parts"]:
     size = __import__("os").path.getsize(p["path"])
     assert size == p["stored_bytes"], (p, size)

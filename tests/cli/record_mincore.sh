@@ -23,14 +23,14 @@ cat img > /dev/null  # warm: the drop must undo this
 [ "$(json_field m.json resident_at_start_pages)" = 0 ] ||
   fail "the page cache drop did not work: $(json_field m.json resident_at_start_pages) pages resident at start"
 [ "$(json_field m.json cache_dropped)" = true ] || fail "cache_dropped not reported"
-[ "$(json_field m.json written)" = null ] || fail "mincore claims to know writes"
+[ "$(json_field m.json written_pages)" = null ] || fail "mincore claims to know writes"
 "$bin/snap-stat" --list m.ls | awk '{print $1}' | sort > m.all
 awk '{print $1}' m.truth | sort > m.tall
 missing=$(comm -23 m.tall m.all | wc -l)
 [ "$missing" = 0 ] || fail "$missing touched pages missing from the mincore set"
-pages=$(json_field m.json pages)
+pages=$(json_field m.json touched_pages)
 [ "$pages" -lt 65536 ] || fail "every page recorded: the drop or the baseline is wrong"
-echo "ok: mincore: $pages pages recorded for $(wc -l < m.tall) touched (readahead $(json_field m.json read_ahead_kb) KiB)"
+echo "ok: mincore: $pages pages recorded for $(wc -l < m.tall) touched (readahead $(json_field m.json read_ahead_bytes) bytes)"
 
 # --keep-cache on a warm image: pages resident before the start are not attributed, and said so.
 cat img > /dev/null

@@ -34,25 +34,25 @@ for placed in p.placed z.placed m.placed; do
 import json, sys
 r = json.load(open(sys.argv[1])); s = sys.argv[2]; placed = sys.argv[3]
 p = r["preload"]
-assert r["strategy"] == s and r["vmm"]["exit_code"] == 0
-assert p["image_mapped"] and p["mapped_count"] == 1 and "error" not in p, p
+assert r["strategy"] == s and r["vmm"]["exit_status"] == 0
+assert p["image_mapped"] and p["image_mappings"] == 1 and "error" not in p, p
 assert r["mappings"] >= 1 and r["ready_ns"] > 0
-pages = r["plan"]["pages"]
+pages = r["plan"]["mechanism_pages"]
 assert sum(sum(m.values()) for m in pages.values()) == 8192
-if s == "vanilla": assert r["plan"]["ops"] == {"anon": 0, "copy": 0, "map": 0} and r["bytes_copied"] == 0
+if s == "vanilla": assert r["plan"]["ops"] == {"anon": 0, "copy": 0, "map": 0} and r["copied_bytes"] == 0
 # reap: the working set installed over userfaultfd from the parts read whole, the rest on demand
 if s == "reap":
     assert r["plan"]["demand"] and r["plan"]["base"] == "anon" and r["mappings"] == 1
     assert pages["rw"]["install"] > 0 and pages["cold"]["demand"] > 0
-    assert r["eager_pages"] == r["plan"]["eager_pages"] > 0 and r["bytes_loaded"] > 0
+    assert r["eager_bytes"] == r["plan"]["eager_pages"] * 4096 > 0 and r["loaded_bytes"] > 0
 # tiered: with the layout file on tmpfs one mapping and userfaultfd; elsewhere the layered plan
 if s == "tiered" and placed == "m.placed":
     assert r["plan"]["base"] == "file" and r["plan"]["demand"] and r["mappings"] == 1, r["plan"]
     assert pages["ro"]["map"] == sum(pages["ro"].values()) and pages["rw"]["install"] == sum(pages["rw"].values())
-    assert r["eager_pages"] == r["plan"]["eager_pages"] > 0 and p["base"] == "file"
-    assert r["uffd_stats"]["eexist"] == 0, r["uffd_stats"]  # in-place pages are never installed
+    assert r["eager_bytes"] == r["plan"]["eager_pages"] * 4096 > 0 and p["base"] == "file"
+    assert r["stats"]["eexist_ioctls"] == 0, r["stats"]  # in-place pages are never installed
 elif s in ("faasnap", "tiered"): assert pages["zero"]["anon"] > 0 and not r["plan"]["demand"]
-if s == "faasnap": assert p["prefetch"]["pages"] >= 0
+if s == "faasnap": assert p["prefetch"]["fetched_pages"] >= 0
 PY
   done
   # the same with the image mapped from page 1024 on (a second region of the same file)
@@ -129,8 +129,8 @@ export SNAPKIT_CACHE=$W/cache
 python3 -c "
 import json
 a, b = json.load(open('v1.json'))['verify'], json.load(open('v2.json'))['verify']
-assert a['files_hashed'] >= 3 and a['image'] == 'hashed', a
-assert b['files_hashed'] == 0 and b['files_remembered'] == a['files_hashed'] and b['image'] == 'remembered', b" ||
+assert a['hashed_files'] >= 3 and a['image_verdict'] == 'hashed', a
+assert b['hashed_files'] == 0 and b['remembered_files'] == a['hashed_files'] and b['image_verdict'] == 'remembered', b" ||
   fail "verification not remembered: $(cat v1.json v2.json)"
 rw=$(ls ./*.rw 2>/dev/null || ls "$W"/*.rw)
 cp "$rw" rw.orig

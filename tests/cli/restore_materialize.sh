@@ -20,7 +20,7 @@ for p in p z; do
   python3 - $p.json <<'PY' || fail "$p: report $(cat $p.json)"
 import json, sys
 r = json.load(open(sys.argv[1]))
-assert r["front_end"] == "materialize" and r["bytes"] == 8192 * 4096
+assert r["front_end"] == "materialize" and r["image_bytes"] == 8192 * 4096
 assert r["warmed_bytes"] > 0 and r["ready_ns"] > 0
 PY
 done

@@ -33,15 +33,15 @@ rows = [l.split() for l in open(sys.argv[3]) if l[:1].isdigit()]
 touched = {int(x[0]) for x in rows}
 written = {int(x[0]) for x in rows if "W" in x[1]}
 wrote = {int(l) for l in open(sys.argv[4]) if l.strip()}
-assert r["vmm"]["exit_code"] == 0 and r["preload"]["image_mapped"] and "error" not in r["preload"], r["preload"]
+assert r["vmm"]["exit_status"] == 0 and r["preload"]["image_mapped"] and "error" not in r["preload"], r["preload"]
 assert r["preload"]["uffd"]["write_protect"] and r["write_protect"], r
 assert st["method"] == "uffd" and st["writes_known"] and st["timed"], st
 assert touched == set(range(first, first + pages)), (len(touched), min(touched), max(touched))  # maptest reads every page
 assert written == wrote, (len(written), len(wrote), sorted(written ^ wrote)[:10])
-f = r["faults"]
+f = r["stats"]
 assert r["recorded_pages"] == pages and r["written_pages"] == len(wrote), r
-assert f["read"] == pages and f["wp"] == len(wrote) and f["total"] == f["read"] + f["write"] + f["wp"], f
-print("%s: %d pages recorded, %d written, %d faults" % (sys.argv[1], len(touched), len(written), f["total"]))
+assert f["read_faults"] == pages and f["wp_faults"] == len(wrote) and f["faults"] == f["read_faults"] + f["write_faults"] + f["wp_faults"], f
+print("%s: %d pages recorded, %d written, %d faults" % (sys.argv[1], len(touched), len(written), f["faults"]))
 PY
 }
 

@@ -34,20 +34,20 @@ import json, sys
 r = json.load(open(sys.argv[1])); s = sys.argv[2]; c = json.load(open(sys.argv[3]))
 assert c["mismatched_pages"] == 0 and c["balloon_nonzero_pages"] == 0, c
 assert r["strategy"] == s and r["peer_exited"]
-f = r["faults"]
-assert f["total"] == f["read"] + f["write"] + f["wp"] or f["total"] >= f["read"] + f["write"], f
-if s == "vanilla": assert r["eager_pages"] == 0
-if s == "reap": assert r["eager_pages"] >= 2542   # RW + RO + touched zero pages
-if s == "faasnap": assert r["eager_pages"] == 2542  # RW + RO
-if s == "tiered": assert r["eager_pages"] == 2542 + 77  # RW, the touched zero pages, then RO
-if s != "vanilla": assert f["total"] < 600
+f = r["stats"]
+assert f["faults"] == f["read_faults"] + f["write_faults"] + f["wp_faults"] or f["faults"] >= f["read_faults"] + f["write_faults"], f
+if s == "vanilla": assert r["eager_bytes"] == 0
+if s == "reap": assert r["eager_bytes"] >= 2542 * 4096   # RW + RO + touched zero pages
+if s == "faasnap": assert r["eager_bytes"] == 2542 * 4096  # RW + RO
+if s == "tiered": assert r["eager_bytes"] == (2542 + 77) * 4096  # RW, the touched zero pages, then RO
+if s != "vanilla": assert f["faults"] < 600
 PY
   done
 done
 serve rec p.placed --strategy vanilla --record rec.ls
 "$BIN/snap-stat" --json rec.ls > rec.stat || fail "snap-stat rec.ls"
 python3 -c "
-import json; d=json.load(open('rec.stat')); assert d['method']=='uffd' and d['pages']>0 and d['written']>0, d" || fail "record: $(cat rec.stat)"
+import json; d=json.load(open('rec.stat')); assert d['method']=='uffd' and d['touched_pages']>0 and d['written_pages']>0, d" || fail "record: $(cat rec.stat)"
 "$BIN/snap-split" --mem img -o rec.split rec.ls || fail "the recorded loading set does not split against its image"
 
 # Only the owner: the socket is 0600 even under umask 000. And a region past the 32 MiB image

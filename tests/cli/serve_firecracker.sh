@@ -41,24 +41,24 @@ check() {
 }
 
 run default -- --threads 2 --balloon-mib 4 &&
-  check default.json "d['peer_exited'] and len(d['regions'])==2 and d['stats']['remove_events']==1 and d['stats']['removed_pages']==1024 and d['stats']['faults']>0 and d['stats']['pages_zeroed']>0"
+  check default.json "d['peer_exited'] and len(d['regions'])==2 and d['stats']['remove_events']==1 and d['stats']['removed_bytes']==1024*4096 and d['stats']['faults']>0 and d['stats']['demand_zeroed_bytes']>0"
 run legacy --granule-kib 4 -- --legacy-field --order seq --threads 1 &&
-  check legacy.json "d['stats']['faults']>=12288 and d['stats']['eexist']==0"
+  check legacy.json "d['stats']['faults']>=12288 and d['stats']['eexist_ioctls']==0"
 run bigranule --granule-kib 2048 --no-zeropage -- --threads 2 &&
-  check bigranule.json "d['stats']['pages_zeroed']>0 and d['stats']['faults']<=24+1+8"
+  check bigranule.json "d['stats']['demand_zeroed_bytes']>0 and d['stats']['faults']<=24+1+8"
 run eager --eager-all -- --threads 2 &&
-  check eager.json "d['eager_pages']==12288"
+  check eager.json "d['eager_bytes']==12288*4096"
 run record --record rec.ls -- --threads 1 --balloon-mib 0 &&
   check record.json "d['recorded_pages']==12288"
 if [ -x "$bin/snap-stat" ] && [ -f rec.ls ]; then
   "$bin/snap-stat" --json rec.ls >rec.stat.json 2>rec.stat.err || { echo "FAIL: snap-stat rec.ls"; cat rec.stat.err; fail=1; }
-  [ -s rec.stat.json ] && check rec.stat.json "d['method']=='uffd' and d['pages']==12288 and d['written']>0"
+  [ -s rec.stat.json ] && check rec.stat.json "d['method']=='uffd' and d['touched_pages']==12288 and d['written_pages']>0"
 fi
 # Record → split → serve from the split: the pipeline the restore strategies build on.
 if [ -x "$bin/snap-split" ] && [ -f rec.ls ]; then
   if "$bin/snap-split" --mem img -o img.split rec.ls 2>split.err; then
     run fromsplit --split img.split -- --threads 2 &&
-      check fromsplit.json "d['stats']['pages_zeroed']>0 and d['stats']['pages_copied']>0"
+      check fromsplit.json "d['stats']['demand_zeroed_bytes']>0 and d['stats']['demand_copied_bytes']>0"
   else
     echo "FAIL: snap-split"; cat split.err; fail=1
   fi

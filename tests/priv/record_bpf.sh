@@ -80,6 +80,6 @@ fi
 "$bin/snap-stat" --json run5.ls | python3 -c '
 import json, sys
 r = json.load(sys.stdin); b = r["meta"]["bpf"]
-assert b["final_scan"] and b["writes_found_by_final_scan"] == 0 and b["writes_upgraded_by_final_scan"] == 0, b
-assert r["written"] == b["final_scan_written_pages"] == 200, (r["written"], b["final_scan_written_pages"])
-print("ok: run5: final scan found no write the events missed; written", r["written"])' || fail "run5: final scan disagrees"
+assert b["final_pagemap_scan"] and b["final_scan_added_pages"] == 0 and b["final_scan_upgraded_pages"] == 0, b
+assert r["written_pages"] == b["final_scan_written_pages"] == 200, (r["written_pages"], b["final_scan_written_pages"])
+print("ok: run5: final scan found no write the events missed; written", r["written_pages"])' || fail "run5: final scan disagrees"

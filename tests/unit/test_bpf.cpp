@@ -176,7 +176,7 @@ TEST_CASE("touch log: sources fold into one page; outside the image is counted, 
     auto j = counters_json(c);
     CHECK(j["events"] == 5);
     CHECK(j["events_by_source"]["kvm_mmu_set_spte"] == 1);
-    CHECK(j["events_outside_image"] == 2);
+    CHECK(j["outside_image_events"] == 2);
 }
 
 TEST_CASE("touch log: 2 MiB loading-set pages fold 4 KiB events; times before start clamp to 0") {

@@ -216,8 +216,8 @@ TEST_CASE("place, read back, materialize byte for byte; deterministic and idempo
     for (auto& p : r.parts()) CHECK_NOTHROW(placed::check_part(p));
     CHECK(r.cost()["estimate"]["classes"]["ro"]["mechanism"] == "map");
     auto d = placed::describe_placed(r);
-    CHECK(d["pages"] == 64);
-    CHECK(d["rw"] == 10);
+    CHECK(d["image_pages"] == 64);
+    CHECK(d["rw_pages"] == 10);
     CHECK(d["parts"].size() == 3);
 
     auto m = placed::materialize(r, dir + "/out.img");

@@ -40,12 +40,12 @@ def pages(m, want=None):
     return s
 err = []
 sp = json.load(open(f"{d}/pagemap.split.json"))
-n = sp["pages"]
-if not (sp["ro"] > 0 and sp["rw"] > 0): err.append(f"pagemap split lacks RO or RW: {sp['ro']} ro, {sp['rw']} rw")
-if not sp["zero"] > n / 2: err.append(f"ZERO share {sp['zero']/n:.2f} <= 0.5")
-if not sp["ro"] + sp["rw"] < n / 10: err.append(f"RO+RW = {sp['ro']+sp['rw']} pages, not << {n}")
+n = sp["image_pages"]
+if not (sp["ro_pages"] > 0 and sp["rw_pages"] > 0): err.append(f"pagemap split lacks RO or RW: {sp['ro_pages']} ro, {sp['rw_pages']} rw")
+if not sp["zero_pages"] > n / 2: err.append(f"ZERO share {sp['zero_pages']/n:.2f} <= 0.5")
+if not sp["ro_pages"] + sp["rw_pages"] < n / 10: err.append(f"RO+RW = {sp['ro_pages']+sp['rw_pages']} pages, not << {n}")
 mc = json.load(open(f"{d}/mincore.split.json"))
-if not mc["ro"] > 0 or mc["rw"] != 0: err.append(f"mincore split: {mc['ro']} ro, {mc['rw']} rw")
+if not mc["ro_pages"] > 0 or mc["rw_pages"] != 0: err.append(f"mincore split: {mc['ro_pages']} ro, {mc['rw_pages']} rw")
 b_all, m_all, p_all = pages("bpf"), pages("mincore"), pages("pagemap")
 b_w, p_w = pages("bpf", "W"), pages("pagemap", "W")
 if not b_all <= m_all: err.append(f"{len(b_all - m_all)} bpf pages not in the mincore set")
@@ -62,7 +62,7 @@ bj = json.load(open(f"{d}/bpf.ls.json"))
 if bj["meta"].get("lost_events", 0) != 0: err.append(f"bpf lost {bj['meta']['lost_events']} events")
 if err:
     print(f"FAIL {fn}: " + "; ".join(err)); sys.exit(1)
-print(f"ok {fn}: image {n} pages, zero {sp['zero']/n:.1%}, pagemap ro {sp['ro']} rw {sp['rw']} cold {sp['cold']}; "
+print(f"ok {fn}: image {n} pages, zero {sp['zero_pages']/n:.1%}, pagemap ro {sp['ro_pages']} rw {sp['rw_pages']} cold {sp['cold_pages']}; "
       f"touched: mincore {len(m_all)}, pagemap {len(p_all)}, bpf {len(b_all)}; written: pagemap {len(p_w)}, bpf {len(b_w)} "
       f"(kvm gup-only: {sorted(p_w - b_w)})")
 PY
@@ -80,12 +80,12 @@ for fn in hello json; do
 import json, sys
 fn, d = sys.argv[1:3]
 r = json.load(open(f"{d}/bpf-direct.json")); b = r["meta"]["bpf"]
-assert b["final_scan"], "no final scan although bpf was QEMU's parent"
-assert r["written"] == b["final_scan_written_pages"], (r["written"], b["final_scan_written_pages"])
-assert b["writes_found_by_final_scan"] <= 2, b["writes_found_by_final_scan"]
+assert b["final_pagemap_scan"], "no final scan although bpf was QEMU's parent"
+assert r["written_pages"] == b["final_scan_written_pages"], (r["written_pages"], b["final_scan_written_pages"])
+assert b["final_scan_added_pages"] <= 2, b["final_scan_added_pages"]
 nested = json.load(open(f"{d}/bpf.json"))["meta"]["bpf"]
-assert not nested["final_scan"], "nested bpf claims a final scan of a process that does not map the image"
-print(f"ok {fn} (bpf direct): written {r['written']} == page-table scan's {b['final_scan_written_pages']}; "
-      f"found only by the scan: {b['writes_found_by_final_scan']}")
+assert not nested["final_pagemap_scan"], "nested bpf claims a final scan of a process that does not map the image"
+print(f"ok {fn} (bpf direct): written {r['written_pages']} == page-table scan's {b['final_scan_written_pages']}; "
+      f"found only by the scan: {b['final_scan_added_pages']}")
 PY
 done

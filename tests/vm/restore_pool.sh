@@ -56,19 +56,19 @@ import json, sys
 r = json.loads(sys.argv[1]); p = json.load(open(sys.argv[2])); layout = sys.argv[3]
 assert r["ok"] and r["answer"] == r["expected"] and r["exit_code"] == 0, r
 assert r["input"] != json.load(open(r["snapshot"] + "/meta.json"))["record_input"], "not a test input"
-assert p["vmm"]["exit_code"] == 0 and "error" not in p["preload"], p
+assert p["vmm"]["exit_status"] == 0 and "error" not in p["preload"], p
 assert p["strategy"] == "tiered" and p["image_placeholder"] is True, p
 pool = p["pool"]
 assert pool and set(pool["classes"]) == ({"cold"} if layout == "ro-dax" else {"ro", "cold"}), pool
 # pages came from the pool: on demand while the guest ran, fetched whole before it resumed, or
 # (ro-dax: a function may touch no COLD page) drained in the background (--drain-cold)
-assert pool["demand_fetches"] > 0 or pool["before_resume_bytes"] > 0 or pool["bytes_fetched"] > 0, pool
+assert pool["demand_fetches"] > 0 or pool["before_resume_bytes"] > 0 or pool["fetched_bytes"] > 0, pool
 if layout == "ro-pool": assert pool["classes"]["ro"]["bulk_bytes"] > 0, pool  # RO installed eagerly
 for c, s in pool["classes"].items(): assert "prefetch_error" not in s, (c, s)
 print("%-6s %-7s result %6.1f ms  plan %6.2f ms  pool: %4d demand fetches, %8d fault bytes, "
       "%8d before resume, %8d fetched in all"
       % (r["function"], layout, r["result_ms"], p["phases_ns"]["total"] / 1e6, pool["demand_fetches"],
-         pool["fault_bytes"], pool["before_resume_bytes"], pool["bytes_fetched"]))
+         pool["fault_bytes"], pool["before_resume_bytes"], pool["fetched_bytes"]))
 PY
         ) || fail "$f $layout: bad reports (above): $out"
         rows+=("$row")

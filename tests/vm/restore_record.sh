@@ -52,19 +52,19 @@ j = lambda n: json.load(open(f"{d}/{n}"))
 plain, uffd, rep, st, cmp = j("plain.json"), j("uffd.json"), j("uffd.report"), j("uffd.stat"), j("cmp.json")
 for r in (plain, uffd):
     assert r["ok"] and r["answer"] == r["expected"] and r["exit_code"] == 0, r
-assert rep["vmm"]["exit_code"] == 0 and rep["preload"]["image_mapped"] and "error" not in rep["preload"], rep
+assert rep["vmm"]["exit_status"] == 0 and rep["preload"]["image_mapped"] and "error" not in rep["preload"], rep
 assert rep["preload"]["uffd"]["write_protect"] and rep["write_protect"], rep["preload"]
-f = rep["faults"]
-assert st["method"] == "uffd" and st["writes_known"] and st["pages"] > 0 and st["written"] > 0, st
-assert st["pages"] == rep["recorded_pages"] and st["written"] == rep["written_pages"], (st, rep)
-assert f["total"] == f["read"] + f["write"] + f["wp"] and f["read"] + f["write"] == st["pages"], f
+f = rep["stats"]
+assert st["method"] == "uffd" and st["writes_known"] and st["touched_pages"] > 0 and st["written_pages"] > 0, st
+assert st["touched_pages"] == rep["recorded_pages"] and st["written_pages"] == rep["written_pages"], (st, rep)
+assert f["faults"] == f["read_faults"] + f["write_faults"] + f["wp_faults"] and f["read_faults"] + f["write_faults"] == st["touched_pages"], f
 # the same function and input as the pagemap recording: nearly the same pages; KVM's async
 # page faults always ask for write access, so uffd's written pages are a superset of the
 # pages the guest really wrote (pagemap: private copies)
 pm = j("pm.stat")
 assert cmp["overlap"] >= 0.9 and cmp["jaccard"] >= 0.8, cmp
-assert cmp["written_intersection"] >= 0.9 * pm["written"], (cmp, pm["written"])
-assert f["foreign"] <= f["write"], f
+assert cmp["written_intersection_pages"] >= 0.9 * pm["written_pages"], (cmp, pm["written_pages"])
+assert f["foreign_faults"] <= f["write_faults"], f
 cls = {}
 for line in open(f"{d}/split.list"):
     p = line.split()
@@ -77,8 +77,8 @@ for p in pages: share[cls.get(p, "?")] = share.get(cls.get(p, "?"), 0) + 1
 print("hello: uffd recorded %d pages (%d written; faults: %d read, %d write of which %d KVM async, %d wp); "
       "pagemap %d pages (%d written, %d of them written in uffd's too); jaccard %.3f, overlap %.3f; "
       "by class of the pagemap split: %s"
-      % (st["pages"], st["written"], f["read"], f["write"], f["foreign"], f["wp"], cmp["b_pages"], pm["written"],
-         cmp["written_intersection"], cmp["jaccard"], cmp["overlap"], share))
+      % (st["touched_pages"], st["written_pages"], f["read_faults"], f["write_faults"], f["foreign_faults"], f["wp_faults"], cmp["b_pages"], pm["written_pages"],
+         cmp["written_intersection_pages"], cmp["jaccard"], cmp["overlap"], share))
 print("hello: result %.1f ms plain, %.1f ms recorded (guest %d us vs %d us); recorded run %.0f ms vs %.0f ms"
       % (plain["result_ms"], uffd["result_ms"], plain["guest_us"], uffd["guest_us"], rep["vmm"]["run_ms"],
          j("plain.report")["vmm"]["run_ms"]))

@@ -42,14 +42,14 @@ for f in hello json pyaes; do
 import json, sys
 r = json.loads(sys.argv[1]); p = json.load(open(sys.argv[2])); s = sys.argv[3]
 assert r["ok"] and r["answer"] == r["expected"] and r["exit_code"] == 0, r
-assert p["vmm"]["exit_code"] == 0 and p["preload"]["image_mapped"] and "error" not in p["preload"], p
+assert p["vmm"]["exit_status"] == 0 and p["preload"]["image_mapped"] and "error" not in p["preload"], p
 # reap and tiered are served over userfaultfd; tiered maps the RO layout file with one mapping
 if s in ("reap", "tiered"): assert p["plan"]["demand"], p["plan"]
 if s == "tiered": assert p["plan"]["base"] == "file" and p["preload"]["base"] == "file", p["plan"]
-if s == "reap": assert p["plan"]["base"] == "anon" and p["bytes_loaded"] > 0, p
+if s == "reap": assert p["plan"]["base"] == "anon" and p["loaded_bytes"] > 0, p
 print("%-6s %-8s resumed %6.1f ms  result %6.1f ms  plan %6.2f ms  %5d mappings  %8d bytes copied"
       % (r["function"], s, r["resumed_ms"], r["result_ms"], p["phases_ns"]["total"] / 1e6, p["mappings"],
-         p["bytes_copied"]))
+         p["copied_bytes"]))
 PY
         rows+=("$row")
         [ "$(sha256sum "$S/mem.img" | cut -d' ' -f1)" = "$sum0" ] || fail "$f $s: the image file was written"

@@ -95,7 +95,7 @@ nlohmann::json outcome_json(const placed::PlaceResult& r, const placed::Manifest
         nlohmann::json j = {{"class", class_name(p.cls)},
                             {"tier", m.tiers[p.tier].name()},
                             {"path", p.path},
-                            {"bytes", p.raw_bytes},
+                            {"raw_bytes", p.raw_bytes},
                             {"stored_bytes", p.stored_bytes},
                             {"digest", hash::to_hex(p.digest)},
                             {"compression", placed::compression_name(p.compression)}};
@@ -106,9 +106,9 @@ nlohmann::json outcome_json(const placed::PlaceResult& r, const placed::Manifest
             if (!p.layout_path.empty()) j["layout_reused"] = oc.layout_reused;
             if (p.compression == placed::Compression::chunks)
                 j["pool"] = {{"chunk_bytes", p.frame_bytes},     {"chunks", oc.chunks},
-                             {"distinct_chunks", oc.distinct_chunks}, {"chunks_uploaded", oc.chunks_uploaded},
-                             {"chunks_present", oc.chunks_present},   {"bytes_uploaded", oc.bytes_uploaded},
-                             {"bytes_present", oc.bytes_present}};
+                             {"distinct_chunks", oc.distinct_chunks}, {"uploaded_chunks", oc.chunks_uploaded},
+                             {"present_chunks", oc.chunks_present},   {"uploaded_bytes", oc.bytes_uploaded},
+                             {"present_bytes", oc.bytes_present}};
         }
         parts.push_back(j);
     }
@@ -236,17 +236,17 @@ int run(const Options& opt) {
     if (opt.common.json) {
         nlohmann::json tiers = nlohmann::json::array();
         for (auto& t : req.tiers) {
-            nlohmann::json j = {{"name", t.name()}, {"kind", tier::kind_name(t.kind)}, {"location", t.location}};
+            nlohmann::json j = {{"name", t.name()}, {"tier_kind", tier::kind_name(t.kind)}, {"location", t.location}};
             j["budget_bytes"] = t.budget_bytes == tier::kUnlimited ? nlohmann::json(nullptr) : nlohmann::json(t.budget_bytes);
             if (t.node >= 0) j["node"] = t.node;
             tiers.push_back(j);
         }
         nlohmann::json j = {{"split", opt.split},
                             {"split_digest", hash::to_hex(split.digest())},
-                            {"pages", plan.image.pages()},
-                            {"zero", plan.pages_per_class[0]}, {"ro", plan.pages_per_class[1]},
-                            {"rw", plan.pages_per_class[2]}, {"cold", plan.pages_per_class[3]},
-                            {"page_size", ps},
+                            {"image_pages", plan.image.pages()},
+                            {"zero_pages", plan.pages_per_class[0]}, {"ro_pages", plan.pages_per_class[1]},
+                            {"rw_pages", plan.pages_per_class[2]}, {"cold_pages", plan.pages_per_class[3]},
+                            {"page_size_bytes", ps},
                             {"tiers", tiers},
                             {"estimate", est.to_json()},
                             {"cost_params", req.params.to_json()},

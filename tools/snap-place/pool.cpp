@@ -67,7 +67,7 @@ nlohmann::json calibrate(pool::RedisCluster& c, const std::string& ns, uint32_t 
     return {{"pool", {{"read_gbps", std::round(gbps * 100) / 100}, {"random_read_us", std::round(p50 * 10) / 10}}},
             {"measured", {{"chunk_bytes", chunk_bytes}, {"get_p50_us", std::round(p50 * 10) / 10},
                           {"get_p99_us", std::round(p99 * 10) / 10}, {"pipelined_gbps", std::round(gbps * 100) / 100},
-                          {"pipeline", pipeline}, {"nodes", c.masters().size()}, {"cluster", c.is_cluster()}}}};
+                          {"pipeline_gets", pipeline}, {"nodes", c.masters().size()}, {"cluster", c.is_cluster()}}}};
 }
 
 }  // namespace
@@ -78,7 +78,7 @@ int run_pool(const Options& opt) {
     if (!opt.split.empty()) throw UsageError("--pool manages a pool: no split is placed", "drop " + opt.split + ", or drop --pool");
     const pool::PoolUrl url = pool::parse_pool_url(opt.pool);
     pool::ChunkStore store(url);
-    nlohmann::json j = {{"pool", url.text}};
+    nlohmann::json j = {{"pool_url", url.text}};
     std::string text;
     if (opt.list) {
         nlohmann::json arr = nlohmann::json::array();
@@ -115,7 +115,7 @@ int run_pool(const Options& opt) {
         j["fetched"] = opt.fetch;
         j["output"] = opt.common.output;
         j["output_unchanged"] = unchanged;
-        j["bytes"] = bytes->size();
+        j["manifest_bytes"] = bytes->size();
         text = "fetched " + opt.fetch + " -> " + opt.common.output + "\n";
         if (opt.common.output == "-") {
             if (opt.common.json) throw UsageError("--json and -o - both want stdout");
@@ -123,8 +123,8 @@ int run_pool(const Options& opt) {
         }
     } else if (opt.collect) {
         auto st = store.collect();
-        j.update({{"manifests", st.manifests}, {"leases", st.leases}, {"live_chunks", st.live_chunks},
-                  {"chunks_seen", st.chunks_seen}, {"chunks_deleted", st.chunks_deleted}});
+        j.update({{"registered_manifests", st.manifests}, {"leases", st.leases}, {"live_chunks", st.live_chunks},
+                  {"seen_chunks", st.chunks_seen}, {"deleted_chunks", st.chunks_deleted}});
         text = "collected " + url.text + ": " + std::to_string(st.chunks_deleted) + " of " + std::to_string(st.chunks_seen) +
                " chunks deleted; " + std::to_string(st.live_chunks) + " named by " + std::to_string(st.manifests) +
                " manifests and " + std::to_string(st.leases) + " placements in progress\n";
@@ -138,7 +138,7 @@ int run_pool(const Options& opt) {
         // -o the cost file is the product on stdout, unless --json asks for the report.
         nlohmann::json cost = {{"pool", m["pool"]}};
         if (!opt.common.output.empty()) file::write_report(opt.common.output, cost.dump(2) + "\n");
-        nlohmann::json report = {{"pool", url.text}, {"cost", cost}, {"measured", m["measured"]}};
+        nlohmann::json report = {{"pool_url", url.text}, {"cost", cost}, {"measured", m["measured"]}};
         if (opt.common.json) cli::print_report(opt.common.report, report);
         else if (opt.common.output.empty()) cli::print_json(cost);
         else cli::print_text("pool " + url.text + ": " + m["measured"].dump() + "\n");

@@ -217,10 +217,10 @@ public:
         b["maps_reads"] = resolver_->maps_reads();
         b["ringbuf_bytes"] = cfg_.ringbuf_bytes;
         b["dedup_entries"] = cfg_.dedup_entries;
-        b["final_scan"] = final_scanned_;
+        b["final_pagemap_scan"] = final_scanned_;
         b["final_scan_written_pages"] = final_written_.size();
-        b["writes_found_by_final_scan"] = gup_added;
-        b["writes_upgraded_by_final_scan"] = gup_upgraded;
+        b["final_scan_added_pages"] = gup_added;
+        b["final_scan_upgraded_pages"] = gup_upgraded;
         m["bpf"] = b;
 
         auto& lim = m["limitations"];

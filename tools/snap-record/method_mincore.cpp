@@ -55,9 +55,9 @@ public:
         m["cache_dropped"] = !opt_.keep_cache;
         m["resident_before_drop_pages"] = resident_before_drop_;
         m["resident_at_start_pages"] = baseline_count_;
-        m["scan_ns_total"] = clock_.total_ns;
-        m["scan_ns_max"] = clock_.max_ns;
-        if (ra_kb_) m["read_ahead_kb"] = *ra_kb_;
+        m["scan_total_ns"] = clock_.total_ns;
+        m["scan_max_ns"] = clock_.max_ns;
+        if (ra_kb_) m["read_ahead_bytes"] = uint64_t{*ra_kb_} * 1024;
         auto& lim = m["limitations"];
         lim.push_back("sees page-cache residency, not accesses: readahead" +
                       (ra_kb_ ? " (read_ahead_kb=" + std::to_string(*ra_kb_) + ")" : std::string()) +

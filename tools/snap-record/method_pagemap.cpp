@@ -46,10 +46,10 @@ public:
         out.touches = table_.touches();
         auto& m = out.meta;
         m["scans"] = table_.scans();
-        m["regions"] = stats_.regions;
+        m["image_mappings"] = stats_.regions;
         m["scanner"] = stats_.used_pread ? "pagemap-read" : "PAGEMAP_SCAN";
-        m["scan_ns_total"] = clock_.total_ns;
-        m["scan_ns_max"] = clock_.max_ns;
+        m["scan_total_ns"] = clock_.total_ns;
+        m["scan_max_ns"] = clock_.max_ns;
         m["scanned_virtual_pages"] = stats_.scanned_virtual_pages;
         auto& lim = m["limitations"];
         lim.push_back("reads over-approximate: fault-around maps cached neighbours of every read fault "

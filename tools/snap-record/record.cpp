@@ -114,6 +114,9 @@ public:
             signal(SIGPIPE, SIG_DFL);
             for (int s : {SIGINT, SIGTERM, SIGHUP}) signal(s, SIG_DFL);
             sigprocmask(SIG_SETMASK, &sig_.old_mask(), nullptr);
+            // --json without --report: stdout is the report's, so the command writes its
+            // output to stderr (never interleaved with the JSON; snapkit(7), JSON).
+            if (opt_.common.json && opt_.common.report.empty() && ::dup2(STDERR_FILENO, STDOUT_FILENO) < 0) _exit(127);
             ::close(go[1]);
             ::close(err[0]);
             char c;
@@ -630,9 +633,9 @@ int run(const Options& opt) {
     if (opt.common.json || !opt.common.report.empty()) {
         nlohmann::json j;
         j["method"] = ls.method;
-        j["pages"] = ls.touches.size();
-        j["read"] = ls.read_pages();
-        j["written"] = ls.knows_writes ? nlohmann::json(ls.written_pages()) : nlohmann::json(nullptr);
+        j["touched_pages"] = ls.touches.size();
+        j["read_pages"] = ls.read_pages();
+        j["written_pages"] = ls.knows_writes ? nlohmann::json(ls.written_pages()) : nlohmann::json(nullptr);
         j["scans"] = ls.meta.value("scans", 0u);
         j["duration_ms"] = rec.duration_ms();
         j["image_fingerprint"] = hash::to_hex(ls.image.fingerprint);
@@ -644,8 +647,8 @@ int run(const Options& opt) {
         j["exit_status"] = ls.meta["exit_status"];
         if (ls.meta.contains("exit_signal")) j["exit_signal"] = ls.meta["exit_signal"];
         // Method-specific facts worth seeing without snap-stat.
-        for (const char* k : {"scan_ns_total", "regions", "scanner", "cache_dropped", "resident_at_start_pages",
-                              "read_ahead_kb", "lost_events", "bpf"})
+        for (const char* k : {"scan_total_ns", "image_mappings", "scanner", "cache_dropped", "resident_at_start_pages",
+                              "read_ahead_bytes", "lost_events", "bpf"})
             if (ls.meta.contains(k)) j[k] = ls.meta[k];
         j["limitations"] = lim;
         cli::print_report(opt.common.report, j);

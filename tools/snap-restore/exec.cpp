@@ -148,8 +148,8 @@ int run_exec(const Options& opt, Context& ctx) {
                         {"image", image}, {"plan", plan.to_json()}, {"mappings", plan.mappings},
                         {"image_placeholder", !placeholder.empty()}};
     j["verify"] = ctx.check_json();
-    j["verify"]["image"] = opt.no_verify ? "skipped" : image_check;
-    j["verify"]["image_ns"] = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - image_t0).count();
+    j["verify"]["image_verdict"] = opt.no_verify ? "skipped" : image_check;
+    j["verify"]["image_check_ns"] = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - image_t0).count();
     if (opt.dry_run) {
         ctx.emit(opt, j, {std::string(restore::strategy_name(plan.strategy)) + ": " + std::to_string(plan.ops.size()) + " ops, " +
                           std::to_string(plan.mappings) + " mappings, " + std::to_string(plan.copy_bytes) + " bytes to copy"});
@@ -209,6 +209,9 @@ int run_exec(const Options& opt, Context& ctx) {
         // A VMM whose memory we serve must not outlive us (SIGKILL included); its own watcher
         // thread covers the rest once the socket is connected.
         if (plan.demand) ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        // --json without -o: stdout is the report's, so the VMM writes its output to stderr
+        // (never interleaved with the JSON; snapkit(7), JSON).
+        if (opt.common.json && (opt.common.output.empty() || opt.common.output == "-") && ::dup2(2, 1) < 0) _exit(127);
         ::setenv("LD_PRELOAD", preload.c_str(), 1);
         ::setenv("SNAPRESTORE_PLAN", plan_file.c_str(), 1);
         ::setenv("SNAPRESTORE_REPORT", report_file.c_str(), 1);
@@ -281,25 +284,23 @@ int run_exec(const Options& opt, Context& ctx) {
     const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 
     nlohmann::json rep = read_report(report_file);
-    j["vmm"] = {{"command", opt.command[0]}, {"exit_code", code}, {"run_ms", run_ms}};
+    j["vmm"] = {{"command", opt.command}, {"exit_status", code}, {"run_ms", run_ms}};
     j["preload"] = rep;
     const bool mapped = rep.is_object() && rep.value("image_mapped", false);
     if (mapped) {
         j["ready_ns"] = rep.value("ready_ns", uint64_t(0));
-        j["bytes_copied"] = rep.value("bytes_copied", uint64_t(0));
+        j["copied_bytes"] = rep.value("copied_bytes", uint64_t(0));
         j["phases_ns"] = rep.value("phases_ns", nlohmann::json::object());
-        j["mappings_added"] = rep.value("mappings_after", uint64_t(0)) - rep.value("mappings_before", uint64_t(0));
+        j["added_mappings"] = rep.value("final_mappings", uint64_t(0)) - rep.value("initial_mappings", uint64_t(0));
     }
     uint64_t written = 0;
     const uffd::ServerStats& rec_stats = served_result.stats;
     LoadingSet recording = std::move(served_result.recording);
     if (served) {
-        j["faults"] = {{"total", rec_stats.faults}, {"read", rec_stats.read_faults}, {"write", rec_stats.write_faults},
-                       {"wp", rec_stats.wp_faults}, {"foreign", rec_stats.foreign_faults}};
-        j["eager_pages"] = served_result.eager_pages;
-        j["uffd_stats"] = rec_stats.to_json();
-        j["bytes_decompressed"] = source->bytes_decompressed();
-        j["bytes_loaded"] = source->bytes_loaded();
+        j["eager_bytes"] = served_result.eager_pages * 4096;  // the server counts 4 KiB pages
+        j["stats"] = rec_stats.to_json();
+        j["decompressed_bytes"] = source->bytes_decompressed();
+        j["loaded_bytes"] = source->bytes_loaded();
         j["pool"] = source->pool_json();
     }
     if (served && record) {
@@ -319,7 +320,7 @@ int run_exec(const Options& opt, Context& ctx) {
         opt.command[0] + " exited with code " + std::to_string(code) + " after " + std::to_string(int(run_ms)) + " ms"};
     if (mapped)
         lines.push_back("plan applied in " + std::to_string(rep["phases_ns"].value("total", uint64_t(0)) / 1000) + " us, " +
-                        std::to_string(rep.value("bytes_copied", uint64_t(0))) + " bytes copied");
+                        std::to_string(rep.value("copied_bytes", uint64_t(0))) + " bytes copied");
     if (served && !record)
         lines.push_back("served " + std::to_string(served_result.eager_pages) + " pages eagerly and " +
                         std::to_string(rec_stats.faults) + " faults on demand (" + std::to_string(rec_stats.pages_copied) +

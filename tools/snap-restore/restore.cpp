@@ -51,10 +51,10 @@ Context::Context(const Options& opt) {
 }
 
 nlohmann::json Context::check_json() const {
-    return {{"parts", no_verify_ ? "skipped" : "checked"}, {"files_hashed", checked_.files_hashed},
-            {"files_remembered", checked_.files_remembered}, {"bytes_hashed", checked_.bytes_hashed},
+    return {{"parts_verdict", no_verify_ ? "skipped" : "checked"}, {"hashed_files", checked_.files_hashed},
+            {"remembered_files", checked_.files_remembered}, {"hashed_bytes", checked_.bytes_hashed},
             {"pool_parts", checked_.pool_parts},  // each chunk checked against its name as it arrives
-            {"ns", check_ns_}};
+            {"check_ns", check_ns_}};
 }
 
 restore::MappingPlan Context::build_plan(const Options& opt, const std::string& image_path) const {
@@ -155,9 +155,9 @@ int run_materialize(const Options& opt, Context& ctx) {
                         {"placed", opt.placed},
                         {"output", opt.materialize},
                         {"output_unchanged", res.unchanged},
-                        {"bytes", res.bytes},
-                        {"data_bytes", res.data_bytes},
-                        {"fingerprint", hash::to_hex(res.fingerprint)},
+                        {"image_bytes", res.bytes},
+                        {"written_bytes", res.data_bytes},
+                        {"image_fingerprint", hash::to_hex(res.fingerprint)},
                         {"warmed_bytes", warmed},
                         {"phases_ns", {{"materialize", t1 - t0}, {"warm", t2 - t1}}},
                         {"ready_ns", t2 - t0}};

@@ -58,11 +58,11 @@ int run_serve(const Options& opt, Context& ctx) {
                         {"socket", opt.serve}};
     j.update(result.to_json());
     j["eager_planned_pages"] = eager_planned;
-    j["faults"] = {{"total", st.faults}, {"read", st.read_faults}, {"write", st.write_faults}, {"wp", st.wp_faults}};
-    j["bytes_copied"] = st.bytes_copied;
+    j["page_size_bytes"] = r.page_size();  // of eager_planned_pages (the plan's pages)
+    j["copied_bytes"] = st.bytes_copied;
     j["ready_ns"] = st.eager_ns;  // handshake done → eager installs done: the guest may run
     j["phases_ns"] = {{"eager", st.eager_ns}, {"serve", st.serve_ns}, {"faults", st.fault_ns}};
-    j["bytes_decompressed"] = source.bytes_decompressed();
+    j["decompressed_bytes"] = source.bytes_decompressed();
     j["pool"] = source.pool_json();
     j["notes"] = notes;
     j["verify"] = ctx.check_json();

@@ -23,7 +23,7 @@ int run(const Options& opt) {
         sets.push_back(read_loadset(path, &d));
         digests.push_back(d);
         sources.push_back({{"digest", hash::to_hex(d)}, {"method", sets.back().method},
-                           {"pages", sets.back().touches.size()}});
+                           {"touched_pages", sets.back().touches.size()}});
     }
     if (opt.loadsets.size() > 1 && spec.mode == MergeMode::at_least && spec.k > opt.loadsets.size())
         throw UsageError("--merge atleast:" + std::to_string(spec.k) + " needs at least that many loading sets");
@@ -79,29 +79,22 @@ int run(const Options& opt) {
     uint64_t digest = write_split(image, plan, opt.common.output, parent, check_image_unchanged, opt.threads, &unchanged);
 
     const auto& n = plan.pages_per_class;
-    const uint64_t ps = image.page_size();
     if (opt.common.json || !opt.common.report.empty()) {
-        nlohmann::json j = {
+        // The plan's description (common/split.hpp, as snap-stat gives it) and the run's facts.
+        nlohmann::json j = describe_plan(plan);
+        j.update({
             {"output", opt.common.output},
             {"output_unchanged", unchanged},
             {"digest", hash::to_hex(digest)},
             {"parent_digest", hash::to_hex(parent)},
             {"image", opt.mem},
-            {"image_fingerprint", hash::to_hex(fp)},
             {"fingerprint_source", fingerprint_source_name(image.fingerprint_source())},
             {"threads", split_threads(opt.threads)},
-            {"page_size", ps},
-            {"pages", image.pages()},
-            {"zero", n[0]}, {"ro", n[1]}, {"rw", n[2]}, {"cold", n[3]},
-            {"zero_bytes", n[0] * ps}, {"ro_bytes", n[1] * ps}, {"rw_bytes", n[2] * ps}, {"cold_bytes", n[3] * ps},
-            {"class_runs", plan.runs.size()},
-            {"extents", plan.extents.size()},
-            {"touched", plan.order.size()},
             {"merge", opt.merge},
             {"sources", sources},
             {"assume_written", opt.assume_written},
             {"writes_known", merged.knows_writes},
-        };
+        });
         cli::print_report(opt.common.report, j);
     } else {
         cli::info((unchanged ? "kept " : "wrote ") + opt.common.output + ": zero " + std::to_string(n[0]) + ", ro " + std::to_string(n[1]) + ", rw " +

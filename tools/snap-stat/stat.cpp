@@ -66,16 +66,16 @@ nlohmann::json describe_loadset(const LoadingSet& ls) {
     nlohmann::json j = {
         {"kind", "loadset"},
         {"method", ls.method},
-        {"pages", ls.touches.size()},
-        {"read", ls.read_pages()},
-        {"written", ls.written_pages()},
+        {"touched_pages", ls.touches.size()},
+        {"read_pages", ls.read_pages()},
+        {"written_pages", ls.written_pages()},
         {"writes_known", ls.knows_writes},
         {"timed", ls.has_time},
-        {"runs", count_runs(pages)},
+        {"touched_runs", count_runs(pages)},
         {"ranks", ls.touches.empty() ? 0 : ls.touches.back().rank + 1},
         {"image_pages", ls.image.pages()},
         {"image_bytes", ls.image.size_bytes},
-        {"page_size", ls.image.page_size},
+        {"page_size_bytes", ls.image.page_size},
         {"image_fingerprint", hash::to_hex(ls.image.fingerprint)},
         {"meta", ls.meta},
     };
@@ -84,24 +84,9 @@ nlohmann::json describe_loadset(const LoadingSet& ls) {
 }
 
 nlohmann::json describe_split(const SplitPlan& plan) {
-    const auto& n = plan.pages_per_class;
-    const uint64_t ps = plan.image.page_size;
-    std::array<uint64_t, kPageClasses> runs{};
-    for (auto& r : plan.runs) runs[static_cast<int>(r.cls)]++;
-    nlohmann::json j = {
-        {"kind", "split"},
-        {"pages", plan.image.pages()},
-        {"zero", n[0]}, {"ro", n[1]}, {"rw", n[2]}, {"cold", n[3]},
-        {"zero_bytes", n[0] * ps}, {"ro_bytes", n[1] * ps}, {"rw_bytes", n[2] * ps}, {"cold_bytes", n[3] * ps},
-        {"runs", plan.runs.size()},
-        {"zero_runs", runs[0]}, {"ro_runs", runs[1]}, {"rw_runs", runs[2]}, {"cold_runs", runs[3]},
-        {"extents", plan.extents.size()},
-        {"touched", plan.order.size()},
-        {"image_bytes", plan.image.size_bytes},
-        {"page_size", ps},
-        {"image_fingerprint", hash::to_hex(plan.image.fingerprint)},
-        {"meta", plan.meta},
-    };
+    nlohmann::json j = {{"kind", "split"}};
+    j.update(describe_plan(plan));  // common/split.hpp: the one description of a plan
+    j["meta"] = plan.meta;
     return j;
 }
 
@@ -138,13 +123,13 @@ nlohmann::json compare_loadsets(const LoadingSet& a, const LoadingSet& b) {
         {"kind", "loadset-comparison"},
         {"a_pages", a.touches.size()},
         {"b_pages", b.touches.size()},
-        {"intersection", both},
-        {"union", uni},
-        {"only_a", only_a},
-        {"only_b", only_b},
+        {"intersection_pages", both},
+        {"union_pages", uni},
+        {"only_a_pages", only_a},
+        {"only_b_pages", only_b},
         {"jaccard", uni ? static_cast<double>(both) / static_cast<double>(uni) : 1.0},
         {"overlap", smaller ? static_cast<double>(both) / static_cast<double>(smaller) : 1.0},
-        {"written_intersection", w_both},
+        {"written_intersection_pages", w_both},
         {"written_jaccard", w_uni ? static_cast<double>(w_both) / static_cast<double>(w_uni) : 1.0},
         {"a_method", a.method},
         {"b_method", b.method},
@@ -177,8 +162,8 @@ nlohmann::json compare_splits(const SplitPlan& a, const SplitPlan& b) {
     }
     return {
         {"kind", "split-comparison"},
-        {"pages", pages},
-        {"same_class", same},
+        {"image_pages", pages},
+        {"same_class_pages", same},
         {"agreement", static_cast<double>(same) / static_cast<double>(pages)},
         {"same_image", a.image.fingerprint == b.image.fingerprint},
         {"matrix", matrix},
@@ -222,7 +207,7 @@ nlohmann::json map_json(const LevelMap& m, const char* const* names, unsigned wi
         {"rows", (n + width - 1) / width},
         {"pages_per_cell", m.pages_per_cell},
         {"image_pages", image.pages()},
-        {"page_size", image.page_size},
+        {"page_size_bytes", image.page_size},
         {"cells", std::move(cells)},
     };
 }
@@ -260,18 +245,18 @@ nlohmann::json list_loadset_json(const LoadingSet& ls) {
     return {
         {"kind", "loadset-list"},
         {"image_pages", ls.image.pages()},
-        {"page_size", ls.image.page_size},
+        {"page_size_bytes", ls.image.page_size},
         {"touches", std::move(touches)},
     };
 }
 
 nlohmann::json list_split_json(const SplitPlan& plan, const std::string& kind) {
     nlohmann::json runs = nlohmann::json::array();
-    for (auto& r : plan.runs) runs.push_back({{"start_page", r.start_page}, {"pages", r.pages}, {"class", class_name(r.cls)}});
+    for (auto& r : plan.runs) runs.push_back({{"start_page", r.start_page}, {"run_pages", r.pages}, {"class", class_name(r.cls)}});
     return {
         {"kind", kind + "-list"},
         {"image_pages", plan.image.pages()},
-        {"page_size", plan.image.page_size},
+        {"page_size_bytes", plan.image.page_size},
         {"runs", std::move(runs)},
     };
 }
@@ -450,12 +435,12 @@ std::string svg_compare_loadsets(const LoadingSet& a, const LoadingSet& b, const
     f.title = "A " + name_a + " vs B " + name_b;
     const uint64_t smaller = std::min(a.touches.size(), b.touches.size());
     f.subtitle = "loading sets of one " + image_words(a.image) + "; jaccard " +
-                 ratio_words(c["jaccard"], c["only_a"] == 0 && c["only_b"] == 0) + ", overlap " +
-                 ratio_words(c["overlap"], c["intersection"] == smaller);
+                 ratio_words(c["jaccard"], c["only_a_pages"] == 0 && c["only_b_pages"] == 0) + ", overlap " +
+                 ratio_words(c["overlap"], c["intersection_pages"] == smaller);
     // Map: per page both / only A / only B / neither.
     svg::MapPanel m;
     m.title = "touched pages, A against B";
-    const uint64_t both = c["intersection"], only_a = c["only_a"], only_b = c["only_b"], uni = c["union"];
+    const uint64_t both = c["intersection_pages"], only_a = c["only_a_pages"], only_b = c["only_b_pages"], uni = c["union_pages"];
     m.legend = {{"both", kBoth, share(both, pages, f.page_size)},
                 {"only A", kOnlyA, share(only_a, pages, f.page_size)},
                 {"only B", kOnlyB, share(only_b, pages, f.page_size)},
@@ -499,9 +484,9 @@ std::string svg_compare_splits(const SplitPlan& a, const SplitPlan& b, const std
     svg::Figure f;
     f.page_size = a.image.page_size;
     f.title = "A " + name_a + " vs B " + name_b;
-    f.subtitle = "splits of a " + image_words(a.image) + "; " + with_commas(c["same_class"].get<uint64_t>()) + " of the " +
-                 pages_words(c["pages"].get<uint64_t>()) + " in the same class (agreement " +
-                 ratio_words(c["agreement"], c["same_class"] == c["pages"]) + ")" +
+    f.subtitle = "splits of a " + image_words(a.image) + "; " + with_commas(c["same_class_pages"].get<uint64_t>()) + " of the " +
+                 pages_words(c["image_pages"].get<uint64_t>()) + " in the same class (agreement " +
+                 ratio_words(c["agreement"], c["same_class_pages"] == c["image_pages"]) + ")" +
                  (c["same_image"].get<bool>() ? "" : "; different image fingerprints");
     f.maps.push_back(split_panel(a, width, rows, "A: " + short_name(name_a, 500)));
     f.maps.push_back(split_panel(b, width, rows, "B: " + short_name(name_b, 500)));
@@ -528,7 +513,7 @@ std::string text_loadset(const std::string& name, const LoadingSet& ls, uint64_t
     o << name << ": loading set (" << ls.method << ") of a " << human_bytes(ls.image.size_bytes) << " image ("
       << ls.image.pages() << " pages of " << human_bytes(ls.image.page_size) << "), fingerprint "
       << hash::to_hex(ls.image.fingerprint) << "\n";
-    o << "  touched  " << n << " pages " << pct(n, ls.image.pages()) << " of the image, " << d["runs"].get<uint64_t>()
+    o << "  touched  " << n << " pages " << pct(n, ls.image.pages()) << " of the image, " << d["touched_runs"].get<uint64_t>()
       << " runs, " << d["ranks"].get<uint64_t>() << " ranks\n";
     if (ls.knows_writes) {
         o << "  read     " << ls.read_pages() << "\n";
@@ -573,13 +558,13 @@ std::string text_comparison(const nlohmann::json& c) {
                       "A %s: %llu pages, B %s: %llu pages\n  both %llu, only A %llu, only B %llu\n  jaccard %.4f, overlap %.4f, written jaccard %.4f\n",
                       c["a_method"].get<std::string>().c_str(), (unsigned long long)c["a_pages"].get<uint64_t>(),
                       c["b_method"].get<std::string>().c_str(), (unsigned long long)c["b_pages"].get<uint64_t>(),
-                      (unsigned long long)c["intersection"].get<uint64_t>(), (unsigned long long)c["only_a"].get<uint64_t>(),
-                      (unsigned long long)c["only_b"].get<uint64_t>(), c["jaccard"].get<double>(), c["overlap"].get<double>(),
+                      (unsigned long long)c["intersection_pages"].get<uint64_t>(), (unsigned long long)c["only_a_pages"].get<uint64_t>(),
+                      (unsigned long long)c["only_b_pages"].get<uint64_t>(), c["jaccard"].get<double>(), c["overlap"].get<double>(),
                       c["written_jaccard"].get<double>());
         o << buf;
     } else {
         std::snprintf(buf, sizeof buf, "%llu of %llu pages in the same class (%.4f)\n  A\\B  ",
-                      (unsigned long long)c["same_class"].get<uint64_t>(), (unsigned long long)c["pages"].get<uint64_t>(),
+                      (unsigned long long)c["same_class_pages"].get<uint64_t>(), (unsigned long long)c["image_pages"].get<uint64_t>(),
                       c["agreement"].get<double>());
         o << buf;
         for (int j = 0; j < kPageClasses; ++j) {
@@ -632,7 +617,7 @@ nlohmann::json verify_against_image(const SplitReader& s, const std::string& mem
     progress.finish();
     if (bad_pages)
         throw BadInput(s.name(), std::to_string(bad_pages) + " pages differ from " + mem + " (first: page " + std::to_string(first_bad) + ")");
-    return {{"image", mem}, {"pages_compared", image.pages()}, {"identical", true}};
+    return {{"image", mem}, {"compared_pages", image.pages()}, {"identical", true}};
 }
 
 // An artifact opened and read once: a pipe or a FIFO cannot be opened a second time, so the
@@ -760,15 +745,15 @@ void describe(const Options& opt, Opened& in, Sink& out, bool heading) {
         if (opt.pool && !opt.list && !opt.map) {
             pool = placed::pool_view(*in.placed);
             if (pool.is_null()) throw UsageError(name + ": no part of it is in a pool");
-            pool_text = "  pool " + pool["url"].get<std::string>() + ": " + std::to_string(pool["manifests"].get<uint64_t>()) +
+            pool_text = "  pool " + pool["pool_url"].get<std::string>() + ": " + std::to_string(pool["registered_manifests"].get<uint64_t>()) +
                         " manifests registered" + (pool["registered"].get<bool>() ? " (this one among them)" : " (not this one)") + "\n";
             for (auto& p : pool["parts"]) {
-                pool_text += "  " + p["class"].get<std::string>() + ": " + std::to_string(p["chunks_present"].get<uint64_t>()) + " of " +
+                pool_text += "  " + p["class"].get<std::string>() + ": " + std::to_string(p["present_chunks"].get<uint64_t>()) + " of " +
                              std::to_string(p["distinct_chunks"].get<uint64_t>()) + " chunks present, " +
-                             std::to_string(p["chunks_shared"].get<uint64_t>()) + " shared with other manifests (" +
+                             std::to_string(p["shared_chunks"].get<uint64_t>()) + " shared with other manifests (" +
                              tier::format_size(p["shared_bytes"]) + "), " + tier::format_size(p["unique_bytes"]) +
                              " named by this one alone\n";
-                pool_missing = pool_missing || p["chunks_missing"].get<uint64_t>() > 0;
+                pool_missing = pool_missing || p["missing_chunks"].get<uint64_t>() > 0;
             }
         }
     }
@@ -811,7 +796,7 @@ void describe(const Options& opt, Opened& in, Sink& out, bool heading) {
                       (opt.verify && !pool_missing ? "  checksums ok, every part file matches its digest\n" : ""));
     }
     if (!opt.svg.empty()) write_svg(opt, svg_split(plan, name, kind == "split" ? "split" : "placed artifact", opt.width, opt.rows));
-    if (pool_missing) throw BadInput(name, "chunks are missing from its pool " + pool["url"].get<std::string>());
+    if (pool_missing) throw BadInput(name, "chunks are missing from its pool " + pool["pool_url"].get<std::string>());
 }
 
 void compare(const Options& opt, Sink& out) {
