@@ -26,7 +26,7 @@ COLUMNS = [
     ("written_pages", "of them written"),
     ("verified_pages", "pages compared with the image after the run"),
     ("mismatched_pages", "pages that differed (must be 0)"),
-    ("eager_pages", "pages installed before the first touch"),
+    ("eager_bytes", "bytes installed before the first touch"),
     ("mappings", "mappings the plan laid"),
     ("ready_us", "open + mmap: the plan applied"),
     ("touch_us", "first to last touch"),
@@ -83,7 +83,7 @@ def main():
                 "written_pages": rep["written_pages"],
                 "verified_pages": ver.get("pages", 0),
                 "mismatched_pages": ver.get("mismatched_pages", 0),
-                "eager_pages": res.get("eager_pages", 0),
+                "eager_bytes": res.get("eager_bytes", 0),
                 "mappings": res.get("mappings", 0),
                 "ready_us": round(rep["ready_ns"] / 1000, 1),
                 "touch_us": round(rep["touch_ns"] / 1000, 1),
@@ -102,7 +102,7 @@ def main():
     doc = {
         "kind": "experiment_results",
         "columns": {c: d for c, d in COLUMNS},
-        "split": {k: split[k] for k in ("digest", "pages", "zero", "ro", "rw", "cold", "touched") if k in split},
+        "split": {k: split[k] for k in ("digest", "image_pages", "zero_pages", "ro_pages", "rw_pages", "cold_pages", "touched_pages") if k in split},
         "placed_digest": placed["digest"],
         "rows": rows,
     }

@@ -48,8 +48,8 @@ for x in rows:
     assert x["mismatched_pages"] == 0 and x["touched_pages"] > 0 and x["verified_pages"] >= x["touched_pages"], x
     assert x["written_pages"] == 80 and x["restore_to_last_touch_us"] > 0, x
 sp = r["split"]
-assert sp["pages"] == 16384 and sp["rw"] > 0 and sp["ro"] > 0 and sp["cold"] > 0 and sp["zero"] > 0, sp
-assert any(x["eager_pages"] > 0 for x in rows if x["strategy"] == "reap"), rows
+assert sp["image_pages"] == 16384 and sp["rw_pages"] > 0 and sp["ro_pages"] > 0 and sp["cold_pages"] > 0 and sp["zero_pages"] > 0, sp
+assert any(x["eager_bytes"] > 0 for x in rows if x["strategy"] == "reap"), rows
 PY
 rsvg-convert -o plot.png $O/results.svg 2> rsvg.err && [ "$(head -c 4 plot.png | od -An -c | tr -d ' ')" = '211PNG' ] ||
   fail "results.svg does not render: $(cat rsvg.err)"

@@ -50,8 +50,14 @@ report stat-placed-zstd "$BIN/snap-stat" --json z.placed
 report stat-placed-testdata "$BIN/snap-stat" --json "$TD/placed/image.placed"
 report stat-recorded-pagemap "$BIN/snap-stat" --json r.ls
 report stat-recorded-mincore "$BIN/snap-stat" --json rm.ls
-report stat-compare-loadsets "$BIN/snap-stat" --json "$TD/pagemap.ls" r.ls
-report stat-compare-splits "$BIN/snap-stat" --json s.split sm.split
+report stat-compare-loadsets "$BIN/snap-stat" --json --compare "$TD/pagemap.ls" r.ls
+report stat-compare-splits "$BIN/snap-stat" --json --compare s.split sm.split
+report stat-many "$BIN/snap-stat" --json "$TD/mincore.ls" "$TD/pagemap.ls" "$TD/pagemap.split" "$TD/placed/image.placed"
+report stat-list-loadset "$BIN/snap-stat" --json --list "$TD/pagemap.ls"
+report stat-list-split "$BIN/snap-stat" --json --list "$TD/pagemap.split"
+report stat-list-placed "$BIN/snap-stat" --json --list "$TD/placed/image.placed"
+report stat-map-split "$BIN/snap-stat" --json --map "$TD/pagemap.split"
+report stat-map-loadset "$BIN/snap-stat" --json --map "$TD/pagemap.ls"
 # snap-restore: every front-end, dry and real.
 report restore-dry-exec "$BIN/snap-restore" p.placed --strategy tiered --image img --dry-run --json
 report restore-dry-serve "$BIN/snap-restore" p.placed --strategy reap --serve "$W/dry.sock" --dry-run --json
@@ -184,6 +190,7 @@ else:
     listed = set(rows)
     for k in sorted(set(vocab) - listed): problems.append(f"{man}: JSON table lacks {k}")
     for k in sorted(listed - set(vocab)): problems.append(f"{man}: JSON table lists {k}, the vocabulary file does not")
+    if set(vocab) != listed: problems.append("(scripts/json-vocabulary-man.py rewrites the man page's list from the vocabulary file)")
 unused = sorted(set(vocab) - set(seen))
 if problems:
     print("\n".join("FAIL: " + p for p in problems[:80]))

@@ -32,7 +32,7 @@ mkimage vm.mem --mib 8 --zero-pct 50 --seed 3 > /dev/null
 # 1. From the image alone: every step runs, the intermediates stay, the JSON describes the split.
 make vm.json > make1.out 2>&1 || fail "make vm.json: $(cat make1.out)"
 for f in vm.ls vm.split vm.json; do [ -s $f ] || fail "$f missing after make (intermediates deleted?): $(cat make1.out)"; done
-python3 -c 'import json,sys; j=json.load(open("vm.json")); assert j["pages"] == 2048 and j["rw"] > 0 and j["ro"] >= 0, j' ||
+python3 -c 'import json,sys; j=json.load(open("vm.json")); assert j["image_pages"] == 2048 and j["rw_pages"] > 0 and j["ro_pages"] >= 0, j' ||
   fail "vm.json is not the split's description: $(cat vm.json)"
 ls -A | grep -q '\.tmp\.' && fail "temporaries left: $(ls -A)"
 

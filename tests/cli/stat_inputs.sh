@@ -139,10 +139,10 @@ EOF
 st --json --list pagemap.split > r.json && python3 - <<'EOF' || fail "--json --list of a split: $(head -c 300 r.json)"
 import json
 j = json.load(open("r.json"))
-assert j["kind"] == "split-list" and j["page_size"] == 4096, j
+assert j["kind"] == "split-list" and j["page_size_bytes"] == 4096, j
 runs = j["runs"]
-assert sum(r["pages"] for r in runs) == j["image_pages"] == 256
-assert all(runs[i]["start_page"] + runs[i]["pages"] == runs[i + 1]["start_page"] for i in range(len(runs) - 1))
+assert sum(r["run_pages"] for r in runs) == j["image_pages"] == 256
+assert all(runs[i]["start_page"] + runs[i]["run_pages"] == runs[i + 1]["start_page"] for i in range(len(runs) - 1))
 assert {r["class"] for r in runs} == {"zero", "ro", "rw", "cold"}
 EOF
 st --json --list p.placed | python3 -c '
@@ -150,13 +150,13 @@ import json, sys; j = json.load(sys.stdin); assert j["kind"] == "placed-list" an
 st --json --map --width 16 --rows 4 pagemap.split > map.json && python3 - <<'EOF' || fail "--json --map: $(head -c 300 map.json)"
 import json
 j = json.load(open("map.json"))
-assert j["kind"] == "split-map" and j["width"] == 16 and j["rows"] == 4 and j["pages_per_cell"] == 4, j
+assert j["kind"] == "split-map" and j["row_cells"] == 16 and j["rows"] == 4 and j["cell_pages"] == 4, j
 assert len(j["cells"]) == 64 and set(j["cells"]) <= {"zero", "cold", "ro", "rw"}
 EOF
 # The JSON map and the text map are one picture.
 [ "$(st --json --map pagemap.ls | python3 -c '
 import json, sys; j = json.load(sys.stdin); g = {"untouched": ".", "read": "r", "written": "W"}
-c = "".join(g[x] for x in j["cells"]); print("\n".join(c[i:i + j["width"]] for i in range(0, len(c), j["width"])))')" = \
+c = "".join(g[x] for x in j["cells"]); print("\n".join(c[i:i + j["row_cells"]] for i in range(0, len(c), j["row_cells"])))')" = \
   "$(st --map pagemap.ls)" ] || fail "--json --map and --map disagree"
 st --json --verify --mem "$td/image.mem" pagemap.split | python3 -c '
 import json, sys; j = json.load(sys.stdin); assert j["verified"] is True and j["image_check"]["identical"] is True, j' ||

@@ -68,7 +68,7 @@ TEST_CASE("stat: --map and --list as JSON say what the text says") {
     auto j = map_split_json(s.plan(), 16, 4, "split");
     auto text = map_split(s.plan(), 16, 4);
     CHECK(j["kind"] == "split-map");
-    CHECK(j["pages_per_cell"] == 4);
+    CHECK(j["cell_pages"] == 4);
     REQUIRE(j["cells"].size() == 64);
     const std::string glyphs = ".-rW";
     const char* names[] = {"zero", "cold", "ro", "rw"};
@@ -76,7 +76,7 @@ TEST_CASE("stat: --map and --list as JSON say what the text says") {
     auto l = list_split_json(s.plan(), "split");
     CHECK(l["runs"].size() == s.plan().runs.size());
     uint64_t pages = 0;
-    for (auto& r : l["runs"]) pages += r["pages"].get<uint64_t>();
+    for (auto& r : l["runs"]) pages += r["run_pages"].get<uint64_t>();
     CHECK(pages == 256);
 
     LoadingSet ls = read_loadset(test::testdata("pagemap.ls"));
@@ -84,7 +84,7 @@ TEST_CASE("stat: --map and --list as JSON say what the text says") {
     REQUIRE(lt["touches"].size() == ls.touches.size());
     CHECK(lt["touches"][0]["page"] == ls.touches[0].page);
     auto mj = map_loadset_json(ls, 64, 16);
-    CHECK(mj["cells"].size() == 256 / mj["pages_per_cell"].get<uint64_t>());
+    CHECK(mj["cells"].size() == 256 / mj["cell_pages"].get<uint64_t>());
 }
 
 TEST_CASE("stat svg: a split's picture holds its classes, its order panel and nothing per page") {

@@ -203,9 +203,9 @@ nlohmann::json map_json(const LevelMap& m, const char* const* names, unsigned wi
     const uint64_t n = m.level.size();
     return {
         {"kind", kind + "-map"},
-        {"width", width},
+        {"row_cells", width},
         {"rows", (n + width - 1) / width},
-        {"pages_per_cell", m.pages_per_cell},
+        {"cell_pages", m.pages_per_cell},
         {"image_pages", image.pages()},
         {"page_size_bytes", image.page_size},
         {"cells", std::move(cells)},
