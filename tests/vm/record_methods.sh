@@ -68,6 +68,20 @@ print(f"ok {fn}: image {n} pages, zero {sp['zero_pages']/n:.1%}, pagemap ro {sp[
 PY
 done
 
+# Pictures of a real guest (issue 12): the hello split and a comparison of two of its loading
+# sets render to PNG (snap-stat --svg; rsvg-convert from librsvg2-bin, a declared dependency).
+d=$work/hello
+command -v rsvg-convert > /dev/null || fail "rsvg-convert is missing (librsvg2-bin, scripts/deps.txt)"
+"$B/snap-stat" -q --svg "$d/hello.svg" "$d/pagemap.split" > /dev/null || fail "hello: snap-stat --svg of the split"
+"$B/snap-stat" -q --compare --svg "$d/hello-cmp.svg" "$d/mincore.ls" "$d/bpf.ls" > /dev/null ||
+  fail "hello: snap-stat --compare --svg of two loading sets"
+for f in hello hello-cmp; do
+  rsvg-convert -o "$d/$f.png" "$d/$f.svg" || fail "hello: $f.svg does not render"
+  [ "$(head -c 4 "$d/$f.png" | od -An -c | tr -d ' ')" = '211PNG' ] && [ "$(stat -c %s "$d/$f.png")" -gt 10000 ] ||
+    fail "hello: $f.png is not a picture ($(stat -c %s "$d/$f.png") bytes)"
+done
+echo "ok hello: split and comparison pictures render ($d/hello.png, $d/hello-cmp.png)"
+
 # bpf as the VMM's direct parent: its final page-table scan at QEMU's exit finds the pages
 # KVM wrote through get_user_pages, so its written set equals the scan's (pagemap's) exactly.
 for fn in hello json; do
