@@ -3,6 +3,7 @@
 #include "firecracker.hpp"
 #include "wire.hpp"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include <fcntl.h>
@@ -144,7 +145,7 @@ std::string firecracker_regions_json(const std::vector<Region>& regions, bool le
     return j.dump();
 }
 
-UnixListener::UnixListener(const std::string& path, int backlog) : path_(path) {
+UnixListener::UnixListener(const std::string& path, int backlog, bool shared) : path_(path) {
     sockaddr_un addr{};
     if (path.empty() || path.size() >= sizeof addr.sun_path)
         throw UsageError("socket path '" + path + "' is empty or longer than " + std::to_string(sizeof addr.sun_path - 1) + " bytes");
@@ -157,8 +158,9 @@ UnixListener::UnixListener(const std::string& path, int backlog) : path_(path) {
     if (fd_ < 0) throw_errno("socket");
     addr.sun_family = AF_UNIX;
     std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-    // The socket hands out guest memory: only its owner may connect (0600 whatever the umask).
-    const mode_t old_umask = ::umask(0177);
+    // The socket hands out guest memory: only its owner may connect (0600 whatever the umask),
+    // or, shared, anyone may connect and each peer's uid is checked on accept.
+    const mode_t old_umask = ::umask(shared ? 0111 : 0177);
     const int bound = ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
     ::umask(old_umask);
     if (bound != 0 || ::listen(fd_, backlog) != 0) {
@@ -177,7 +179,7 @@ UnixListener::~UnixListener() {
 }
 
 FirecrackerPeer accept_firecracker(UnixListener& listener, int accept_timeout_ms, int message_timeout_ms,
-                                   uint64_t assumed_features) {
+                                   uint64_t assumed_features, const std::vector<uid_t>& allowed_uids) {
     if (!wait_readable(listener.fd(), accept_timeout_ms))
         throw ProtocolError("no connection on " + listener.path() + " within " + std::to_string(accept_timeout_ms) + " ms");
     int conn = ::accept4(listener.fd(), nullptr, nullptr, SOCK_CLOEXEC);
@@ -190,9 +192,11 @@ FirecrackerPeer accept_firecracker(UnixListener& listener, int accept_timeout_ms
         peer.pid = cred.pid;
         peer.uid = cred.uid;
     }
-    if (peer.uid != ::geteuid()) {  // the 0600 socket keeps others out, except root: only our own uid
+    // The 0600 socket keeps others out, except root: only our own uid, or one allowed on purpose.
+    if (peer.uid != ::geteuid() && std::find(allowed_uids.begin(), allowed_uids.end(), peer.uid) == allowed_uids.end()) {
         if (peer.pid > 0) ::kill(peer.pid, SIGKILL);
-        throw ProtocolError("peer uid " + std::to_string(peer.uid) + " is not this server's (" + std::to_string(::geteuid()) + ")");
+        throw ProtocolError("peer uid " + std::to_string(peer.uid) + " is not this server's (" + std::to_string(::geteuid()) + ")" +
+                            (allowed_uids.empty() ? "" : " nor one allowed with --allow-uid"));
     }
     // A rejected handshake (any throw below) kills the peer: a VMM that sent its userfaultfd
     // waits for faults to be served and would hang otherwise.
@@ -400,9 +404,10 @@ ServeResult serve_peer(FirecrackerPeer peer, PageSource& source, const ServeOpti
 ServeResult serve_firecracker(const std::string& socket_path, PageSource& source, const ServeOptions& opt) {
     FirecrackerPeer peer;
     {
-        UnixListener listener(socket_path);
+        UnixListener listener(socket_path, 1, !opt.allowed_uids.empty());
         if (opt.on_listening) opt.on_listening(socket_path);
-        peer = accept_firecracker(listener, opt.accept_timeout_ms, opt.message_timeout_ms, opt.assumed_features);
+        peer = accept_firecracker(listener, opt.accept_timeout_ms, opt.message_timeout_ms, opt.assumed_features,
+                                  opt.allowed_uids);
     }  // one VMM per server: the socket is gone once it is connected (a second client is refused, not queued)
     return serve_peer(std::move(peer), source, opt);
 }

@@ -37,9 +37,12 @@ std::string firecracker_regions_json(const std::vector<Region>& regions, bool le
 
 // A listening unix socket; the socket file is removed on destruction. A stale socket file at
 // the path is replaced; any other file there is an error.
+// The socket is 0600 (whatever the umask): only its owner (and root) may connect. With
+// `shared` it is 0666, for peers of other uids that accept_firecracker() then checks one by
+// one (SO_PEERCRED against its allowed list).
 class UnixListener {
 public:
-    explicit UnixListener(const std::string& path, int backlog = 1);
+    explicit UnixListener(const std::string& path, int backlog = 1, bool shared = false);
     ~UnixListener();
     UnixListener(const UnixListener&) = delete;
     UnixListener& operator=(const UnixListener&) = delete;
@@ -80,13 +83,16 @@ struct FirecrackerPeer {
 // Throws ProtocolError (timeouts included); the peer of a rejected handshake (another uid, a
 // malformed message, something other than a userfaultfd) is killed first: it must not wait
 // for memory nobody will serve.
+// Only a peer of this process's uid, or of one of `allowed_uids`, is served; any other is
+// killed (SIGKILL, its pid from SO_PEERCRED) and refused with a ProtocolError naming its uid.
 FirecrackerPeer accept_firecracker(UnixListener& listener, int accept_timeout_ms, int message_timeout_ms,
-                                   uint64_t assumed_features);
+                                   uint64_t assumed_features, const std::vector<uid_t>& allowed_uids = {});
 
 struct ServeOptions {
     ServerOptions server;                  // granule, zeropage, record …
     int accept_timeout_ms = 60000;         // Firecracker's docs ask for timeouts; <0 = forever
     int message_timeout_ms = 5000;
+    std::vector<uid_t> allowed_uids;       // peers of these uids are served too (the socket is then 0666)
     std::vector<PageRange> eager;          // installed right after the handshake (REAP)
     std::vector<PageRange> present;        // pages the VMM's mapping already holds in place (not served)
     bool send_ready = false;               // after the eager installs, send snapkit's ready byte (the preload waits for it)

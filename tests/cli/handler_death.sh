@@ -6,7 +6,8 @@
 # 2. The same for --exec: the VMM under a userfaultfd schedule dies within a second.
 # 3. Another uid cannot connect to a default --serve socket (0600, in a world-searchable
 #    directory so that only the socket's own mode keeps it out); and a socket widened by hand
-#    still serves only its own uid: the stranger is refused by SO_PEERCRED and killed.
+#    still serves only its own uid: the stranger is refused by SO_PEERCRED and killed; with
+#    --allow-uid the socket is 0666 and only the named uid gets past SO_PEERCRED.
 # Core dumps are off here (ulimit -c 0): a dump of a process with guest memory mapped is
 # written before the process's files close, so with dumps on the peer ends after the dump.
 set -u
@@ -136,6 +137,36 @@ PY
   [ $src = 1 ] && grep -q "peer uid 65534 is not this server's" wide.err ||
     bad "a stranger on a widened socket: server exit $src: $(cat wide.err)"
   [ $crc = 137 ] || bad "a stranger on a widened socket was not killed (exit $crc: $(cat wide.out))"
+  # 3c. --allow-uid 65534: the socket is 0666 and uid 65534 gets past SO_PEERCRED (its
+  #     garbage handshake is what fails then); uid 65533 is still refused by uid.
+  stranger2() {  # connect as UID to SOCKET and send a line of garbage
+    setpriv --reuid=$1 --regid=$1 --clear-groups /usr/bin/python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.connect(sys.argv[1]); s.sendall(b"not json\n"); time.sleep(20)' "$2"
+  }
+  for who in 65534 65533; do
+    rm -f pub/a.sock
+    "$BIN/snap-restore" p.placed --strategy vanilla --serve "$W/pub/a.sock" --allow-uid nobody --accept-timeout 30 -q \
+      2> allow-$who.err &
+    spid=$!
+    for _ in $(seq 200); do [ -S "$W/pub/a.sock" ] && break; sleep 0.05; done
+    [ "$(stat -c %a "$W/pub/a.sock")" = 666 ] || bad "--allow-uid: socket mode $(stat -c %a "$W/pub/a.sock"), wanted 666"
+    timeout 30 bash -c "$(declare -f stranger2); stranger2 $who '$W/pub/a.sock'" > allow-$who.out 2>&1
+    crc=$?
+    wait $spid
+    src=$?
+    [ $src = 1 ] && [ $crc = 137 ] || bad "--allow-uid nobody, peer uid $who: server exit $src, peer exit $crc: $(cat allow-$who.err)"
+    if [ $who = 65534 ]; then
+      grep -q "peer uid" allow-$who.err && bad "--allow-uid nobody: uid 65534 refused by uid: $(cat allow-$who.err)"
+    else
+      grep -q "peer uid 65533 is not this server's (0) nor one allowed with --allow-uid" allow-$who.err ||
+        bad "--allow-uid nobody: uid 65533 not refused by uid: $(cat allow-$who.err)"
+    fi
+  done
+  "$BIN/snap-restore" p.placed --allow-uid nobody --materialize out.img 2> allow-usage.err
+  [ $? = 2 ] || bad "--allow-uid without --serve is not a usage error"
+  "$BIN/snap-restore" p.placed --serve "$W/x.sock" --allow-uid no-such-user-here 2> allow-usage.err
+  [ $? = 2 ] && grep -q "no such user" allow-usage.err || bad "--allow-uid of an unknown user: $(cat allow-usage.err)"
 else
   echo "note: other-uid cases skipped (need root and setpriv)"
 fi

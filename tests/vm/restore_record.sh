@@ -41,7 +41,7 @@ rec_input=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['rec
     > "$D/uffd.json" || fail "recorded restore failed: $(cat "$D/uffd.json") $(cat "$D/uffd.report" 2>/dev/null)"
 [ "$(sha256sum "$S/mem.img" | cut -d' ' -f1)" = "$sum0" ] || fail "the image file was written"
 "$B/snap-stat" --json "$D/uffd.ls" > "$D/uffd.stat" || fail "snap-stat uffd.ls"
-"$B/snap-stat" --json "$D/uffd.ls" "$D/pm.ls" > "$D/cmp.json" || fail "snap-stat compare"
+"$B/snap-stat" --json --compare "$D/uffd.ls" "$D/pm.ls" > "$D/cmp.json" || fail "snap-stat compare"
 "$B/snap-stat" --json "$D/pm.ls" > "$D/pm.stat" || fail "snap-stat pm.ls"
 "$B/snap-stat" --list "$D/uffd.ls" > "$D/uffd.list" || fail "snap-stat --list uffd.ls"
 "$B/snap-stat" --list "$D/s.split" > "$D/split.list" || fail "snap-stat --list s.split"

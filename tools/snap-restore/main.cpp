@@ -29,6 +29,10 @@ int main(int argc, char** argv) {
         ->type_name("SIZE");
     app.add_option("--accept-timeout", opt.accept_timeout_s, "--serve: seconds to wait for the VMM to connect (0 = forever)")
         ->type_name("SECONDS")->capture_default_str();
+    app.add_option("--allow-uid", opt.allow_uids,
+                   "--serve: also serve a VMM running as this user (name or uid; repeatable): the socket is then 0666 "
+                   "and every peer's uid is checked")
+        ->type_name("USER")->allow_extra_args(false)->take_all();
     app.add_option("--pool-cache", opt.pool_cache, "Pool parts: memory for fetched chunks (the oldest are dropped first)")
         ->type_name("SIZE")->capture_default_str();
     app.add_option("--pool-prefetch", opt.pool_prefetch, "Pool parts: chunks fetched ahead (in part order) after a miss, 0 = none")

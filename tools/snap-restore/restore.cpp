@@ -176,6 +176,7 @@ int run(const Options& opt) {
     if (opt.exec && opt.command.empty() && !opt.dry_run) throw UsageError("--exec needs a command after --", "snap-restore P --exec -- qemu-system-x86_64 …");
     if (!opt.record.empty() && opt.serve.empty() && !opt.exec)
         throw UsageError("--record works with --serve or --exec");
+    if (!opt.allow_uids.empty() && opt.serve.empty()) throw UsageError("--allow-uid works with --serve");
     if (!opt.record.empty() && opt.exec && opt.strategy != "vanilla")
         throw UsageError("--record with --exec needs --strategy vanilla",
                          "recording serves every page on demand over userfaultfd, one page per fault: a strategy's "

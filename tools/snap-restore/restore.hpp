@@ -41,6 +41,7 @@ struct Options {
     std::string pool_cache = "256M";   // pool parts: decoded chunks kept in memory
     uint32_t pool_prefetch = 16;       // pool parts: chunks read ahead after a miss
     double accept_timeout_s = 60;
+    std::vector<std::string> allow_uids;  // --serve: peers of these users (names or uids) are served too
 };
 
 int run(const Options& opt);

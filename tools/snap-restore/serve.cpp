@@ -14,6 +14,10 @@
 #include <algorithm>
 #include <limits>
 
+#include <pwd.h>
+#include <cerrno>
+#include <cstdlib>
+
 namespace snap::restore_tool {
 
 int run_serve(const Options& opt, Context& ctx) {
@@ -27,6 +31,18 @@ int run_serve(const Options& opt, Context& ctx) {
     so.guardian = true;  // Firecracker cannot tell that its handler died: kill it if we do
     so.server.record = !opt.record.empty();
     so.accept_timeout_ms = opt.accept_timeout_s <= 0 ? -1 : int(opt.accept_timeout_s * 1000);
+    for (const auto& who : opt.allow_uids) {  // a user name, or a uid
+        char* end = nullptr;
+        errno = 0;
+        const unsigned long n = std::strtoul(who.c_str(), &end, 10);
+        if (!who.empty() && *end == '\0' && errno == 0 && who[0] != '-' && n < uint64_t(uid_t(-1))) {
+            so.allowed_uids.push_back(static_cast<uid_t>(n));
+            continue;
+        }
+        const passwd* pw = ::getpwnam(who.c_str());
+        if (!pw) throw UsageError("--allow-uid " + who + ": no such user");
+        so.allowed_uids.push_back(pw->pw_uid);
+    }
     std::vector<std::string> notes;
     if (so.server.record) {
         if (ctx.strategy() != restore::Strategy::vanilla)
