@@ -527,14 +527,15 @@ void check_layout(const Part& part, const SplitPlan& plan) {
 
 CheckStats check_parts(const PlacedReader& r, bool remembered) {
     CheckStats cs;
-    // One progress line for the pass, over the raw bytes of what is not remembered.
+    // Each file's remembered verdict is looked up once (a stat and a small read each: this is
+    // what every restore pays); one progress line covers the raw bytes of what is hashed.
+    struct Check {
+        const Part* part;
+        bool layout;
+        bool known;
+    };
+    std::vector<Check> checks;
     uint64_t todo = 0, base = 0;
-    for (auto& p : r.parts()) {
-        if (p.compression == Compression::chunks) continue;
-        if (!remembered || !verified::known(p.path, p.digest)) todo += p.raw_bytes;
-        if (!p.layout_path.empty() && (!remembered || !verified::known(p.layout_path, p.digest))) todo += p.raw_bytes;
-    }
-    cli::Progress progress("verifying parts", todo, "bytes");
     for (auto& p : r.parts()) {
         if (p.compression == Compression::chunks) {
             // A pool part is not read ahead of its use: each chunk is checked against its
@@ -542,25 +543,35 @@ CheckStats check_parts(const PlacedReader& r, bool remembered) {
             ++cs.pool_parts;
             continue;
         }
+        for (bool layout : {false, true}) {
+            if (layout && p.layout_path.empty()) continue;
+            const bool known = remembered && verified::known(layout ? p.layout_path : p.path, p.digest);
+            checks.push_back({&p, layout, known});
+            if (!known) todo += p.raw_bytes;
+        }
+    }
+    cli::Progress progress("verifying parts", todo, "bytes");
+    for (const auto& c : checks) {
+        const Part& p = *c.part;
+        const std::string& path = c.layout ? p.layout_path : p.path;
+        if (c.known) {
+            ++cs.files_remembered;
+            continue;
+        }
         // The stamp is taken before the first byte is read: a verdict is remembered only for
         // the state that was hashed (verified::remember's guard).
-        auto check = [&](const std::string& path, auto&& hash_it, uint64_t bytes) {
-            if (remembered && verified::known(path, p.digest)) {
-                ++cs.files_remembered;
-                return;
-            }
-            const auto before = file::stamp_of(path);
-            const timespec started = verified::wall_clock_now();
-            hash_it();
-            base += p.raw_bytes;
-            progress.update(base);
-            ++cs.files_hashed;
-            cs.bytes_hashed += bytes;
-            if (remembered && before) verified::remember(path, *before, started, p.digest);
-        };
-        check(p.path, [&] { check_part(p, [&](uint64_t done) { progress.update(base + done); }); }, p.stored_bytes);
-        if (p.layout_path.empty()) continue;
-        check(p.layout_path, [&] { check_layout(p, r.plan()); }, p.raw_bytes);
+        const auto before = file::stamp_of(path);
+        const timespec started = verified::wall_clock_now();
+        if (c.layout) {
+            check_layout(p, r.plan());
+        } else {
+            check_part(p, [&](uint64_t done) { progress.update(base + done); });
+        }
+        base += p.raw_bytes;
+        progress.update(base);
+        ++cs.files_hashed;
+        cs.bytes_hashed += c.layout ? p.raw_bytes : p.stored_bytes;
+        if (remembered && before) verified::remember(path, *before, started, p.digest);
     }
     return cs;
 }

@@ -144,12 +144,14 @@ int run_exec(const Options& opt, Context& ctx) {
                                       hash::to_hex(r.image().fingerprint));
         image_check = fingerprint_source_name(fp.source);
     }
+    const auto image_check_ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - image_t0).count();
     nlohmann::json j = {{"front_end", "exec"}, {"strategy", restore::strategy_name(plan.strategy)}, {"placed", opt.placed},
                         {"image", image}, {"plan", plan.to_json()}, {"mappings", plan.mappings},
                         {"image_placeholder", !placeholder.empty()}};
     j["verify"] = ctx.check_json();
     j["verify"]["image_verdict"] = opt.no_verify ? "skipped" : image_check;
-    j["verify"]["image_check_ns"] = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - image_t0).count();
+    j["verify"]["image_check_ns"] = image_check_ns;
     if (opt.dry_run) {
         ctx.emit(opt, j, {std::string(restore::strategy_name(plan.strategy)) + ": " + std::to_string(plan.ops.size()) + " ops, " +
                           std::to_string(plan.mappings) + " mappings, " + std::to_string(plan.copy_bytes) + " bytes to copy"});
