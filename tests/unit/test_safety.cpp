@@ -2,6 +2,7 @@
 // Safe by default: output modes and atomicity (file::AtomicOutput, file::write_report),
 // bounded inputs (InputFile on devices and streams), readers that allocate nothing for what a
 // field merely claims (resealed artifacts), JSON depth bounds.
+#include "tempdir.hpp"
 #include "../fuzz/reseal.hpp"
 #include "common/cli.hpp"
 #include "common/error.hpp"
@@ -29,17 +30,8 @@ using namespace snap;
 
 namespace {
 
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char t[] = "/tmp/snapkit-unit-safety-XXXXXX";
-        REQUIRE(mkdtemp(t) != nullptr);
-        path = t;
-    }
-    ~TempDir() {
-        std::string rm = "rm -rf '" + path + "'";
-        (void)std::system(rm.c_str());
-    }
+struct TempDir : test::TempDir {
+    TempDir() : test::TempDir("unit-safety") {}
 };
 
 struct Umask {

@@ -2,6 +2,7 @@
 // Unchanged outputs stay untouched (file::AtomicOutput::commit, file::write_report): the same
 // bytes over a regular file of ours leave its inode, mtime and mode as they were and no
 // temporary behind; other bytes, a symlink, a FIFO or /dev/null are written as before.
+#include "tempdir.hpp"
 #include "common/file.hpp"
 
 #include <doctest/doctest.h>
@@ -21,17 +22,8 @@ using namespace snap;
 
 namespace {
 
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char t[] = "/tmp/snapkit-unit-unchanged-XXXXXX";
-        REQUIRE(mkdtemp(t) != nullptr);
-        path = t;
-    }
-    ~TempDir() {
-        std::string rm = "rm -rf '" + path + "'";
-        (void)std::system(rm.c_str());
-    }
+struct TempDir : test::TempDir {
+    TempDir() : test::TempDir("unit-unchanged") {}
 };
 
 struct stat lstat_of(const std::string& p) {
