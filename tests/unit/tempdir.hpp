@@ -26,4 +26,12 @@ struct TempDir {
     TempDir& operator=(const TempDir&) = delete;
 };
 
+// How many entries a directory holds (temporary files left behind show up here).
+inline size_t entries_in(const std::string& dir) {
+    size_t n = 0;
+    std::error_code ec;
+    for (auto it = std::filesystem::directory_iterator(dir, ec); !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) ++n;
+    return n;
+}
+
 }  // namespace snap::test

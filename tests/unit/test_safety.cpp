@@ -61,16 +61,7 @@ void put(const std::string& p, const std::vector<uint8_t>& d) {
     f.write(reinterpret_cast<const char*>(d.data()), static_cast<std::streamsize>(d.size()));
 }
 
-size_t files_in(const std::string& dir) {
-    std::string cmd = "ls -A '" + dir + "' | wc -l";
-    FILE* f = popen(cmd.c_str(), "r");
-    unsigned n = 0;
-    if (f) {
-        if (fscanf(f, "%u", &n) != 1) n = 0;
-        pclose(f);
-    }
-    return n;
-}
+size_t files_in(const std::string& dir) { return test::entries_in(dir); }
 
 }  // namespace
 
