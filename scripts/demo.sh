@@ -40,6 +40,8 @@ say "split: every page classified"
 "$B/snap-stat" "$out/hello.split"
 say "the image, one character per cell (. zero  - cold  r ro  W rw)"
 "$B/snap-stat" --map --rows 8 "$out/hello.split"
+"$B/snap-stat" -q --svg "$out/hello.svg" "$out/hello.split" > /dev/null
+echo "the same as a picture (classes, offsets, the loading order): $out/hello.svg"
 say "place: RW in DRAM, RO on a byte-addressable tier (tmpfs stands in for CXL), COLD on SSD"
 cxl=/dev/shm/snapkit-demo-cxl
 mkdir -p "$cxl" "$out/ssd" "$out/dram"
