@@ -22,7 +22,9 @@
 
 #include <signal.h>
 #include <sys/prctl.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -82,6 +84,35 @@ nlohmann::json read_report(const std::string& path) {
     return j.is_discarded() ? nlohmann::json(nullptr) : j;
 }
 
+bool on_hugetlbfs(const std::string& path) {
+    struct statfs fs{};
+    return ::statfs(path.c_str(), &fs) == 0 && fs.f_type == HUGETLBFS_MAGIC;
+}
+
+// Guest memory on hugetlbfs (huge pages, e.g. QEMU's memory-backend-file on a hugetlbfs mount)
+// stays huge only where the schedule maps hugetlbfs files over it: anonymous memory (anon and
+// copy ops, a userfaultfd schedule's base) and mappings of part files elsewhere are 4 KiB pages.
+// Such a schedule is refused rather than run: it would succeed with the guest's memory quietly
+// turned into small pages.
+void refuse_small_pages_over_hugetlbfs(const std::string& image, const restore::MappingPlan& plan) {
+    if (!on_hugetlbfs(image)) return;
+    std::string why;
+    if (plan.demand || plan.base == restore::Base::anon)
+        why = "its userfaultfd schedule serves the pages into anonymous memory";
+    for (const auto& op : plan.ops) {
+        if (!why.empty()) break;
+        if (op.kind == restore::OpKind::anon) why = "it lays anonymous memory over the zero pages";
+        else if (op.kind == restore::OpKind::copy) why = "it copies pages into anonymous memory";
+        else if (op.file >= 0 && size_t(op.file) < plan.files.size() && !on_hugetlbfs(plan.files[size_t(op.file)].path))
+            why = "it maps " + plan.files[size_t(op.file)].path + ", which is not on hugetlbfs";
+    }
+    if (why.empty()) return;
+    throw UsageError(image + " is on hugetlbfs: the " + std::string(restore::strategy_name(plan.strategy)) +
+                         " schedule would turn its huge pages into 4 KiB pages (" + why + ")",
+                     "restore with --strategy vanilla (the image mapped as it is), or with --serve into huge-page "
+                     "memory");
+}
+
 }  // namespace
 
 int run_exec(const Options& opt, Context& ctx) {
@@ -116,6 +147,7 @@ int run_exec(const Options& opt, Context& ctx) {
         if (uint64_t(st.st_size) != r.image().size_bytes)
             throw BadInput(image, std::to_string(st.st_size) + " bytes, the placed artifact's image has " +
                                       std::to_string(r.image().size_bytes));
+        if (!record) refuse_small_pages_over_hugetlbfs(image, plan);
     }
     struct RemovePlaceholder {
         const std::string& path;
