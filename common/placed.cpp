@@ -457,6 +457,10 @@ void PartSource::read_all(std::byte* dst) {
     else read(0, part_.raw_bytes, dst);
 }
 
+void PartSource::advise_random() const {
+    if (fd_ >= 0) (void)::posix_fadvise(fd_, 0, 0, POSIX_FADV_RANDOM);
+}
+
 void PartSource::pread(uint64_t offset, size_t len, std::byte* dst) const {
     if (part_.compression != Compression::none || offset > part_.raw_bytes || len > part_.raw_bytes - offset)
         throw Error("internal: pread outside uncompressed part " + part_.path);

@@ -130,6 +130,10 @@ public:
     // exactly these bytes, where a fault on a cold mapping would pull in read_ahead_kb
     // (8 MiB here) around it. Throws BadInput on a short file.
     void pread(uint64_t offset, size_t len, std::byte* dst) const;
+    // Reads of this part are scattered (demand faults): no readahead around them
+    // (POSIX_FADV_RANDOM), so that a pread reads what it asks for and no more. Without it a
+    // cold 64 KiB read pulls 256 KiB or more (read_ahead_kb is 8 MiB here).
+    void advise_random() const;
 
 private:
     void load_frame(size_t i);

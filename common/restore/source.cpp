@@ -54,6 +54,7 @@ PlacedSource::PlacedSource(const placed::PlacedReader& r, const pool::ReadOption
         index[static_cast<int>(p.cls)] = static_cast<int>(parts_.size());
         parts_.push_back(std::make_unique<placed::PartSource>(p, pool_options));
         pread_.push_back(!tier::byte_addressable(r.tier_of(p).kind) && p.compression == placed::Compression::none);
+        if (pread_.back()) parts_.back()->advise_random();  // read by demand faults, piece by piece
     }
     std::vector<Span> ext;
     for (const auto& e : r.plan().extents) {

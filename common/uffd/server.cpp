@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -128,7 +129,7 @@ FaultServer::FaultServer(Userfaultfd uffd, std::vector<Region> regions, PageSour
         touch_index_.emplace_back(opt_.record ? r.size_bytes / r.page_size : 0, 0);
         biggest_page = std::max(biggest_page, r.page_size);
     }
-    uint64_t scratch = std::max({opt_.granule_bytes, opt_.max_ioctl_bytes, biggest_page});
+    uint64_t scratch = std::max({opt_.granule_bytes, opt_.max_granule_bytes, opt_.max_ioctl_bytes, biggest_page});
     scratch = (scratch + biggest_page - 1) / biggest_page * biggest_page;
     opt_.max_ioctl_bytes = std::max(opt_.max_ioctl_bytes, biggest_page);
     scratch_.reset(new std::byte[scratch]);
@@ -337,6 +338,14 @@ void FaultServer::handle_fault(uint64_t addr, uint64_t flags, uint32_t ptid) {
         }
         record_touch(r, page, write);
         AddrRange g = opt_.record ? AddrRange{page, R.page_size} : map_.granule_for(addr, opt_.granule_bytes);
+        if (!opt_.record && opt_.max_granule_bytes > opt_.granule_bytes && seq_bytes_ && page >= seq_end_ &&
+            page < seq_end_ + seq_bytes_ && page + R.page_size <= R.end()) {
+            // A sequential scan: twice the last range, from this page on (readahead).
+            const uint64_t want = std::min(seq_bytes_ * 2, opt_.max_granule_bytes) / R.page_size * R.page_size;
+            g = {page, std::min(std::max<uint64_t>(want, R.page_size), R.end() - page)};
+        }
+        seq_end_ = g.start + g.len;
+        seq_bytes_ = g.len;
         bool wp = opt_.record && wp_active_ && !write;
         if (resolve(r, g.start, g.len, true, wp, false)) break;
         drain_events();  // EAGAIN: a REMOVE/UNMAP/REMAP is pending; take it, then retry
@@ -540,35 +549,57 @@ uint64_t FaultServer::install(std::span<const PageRange> ranges) {
     uint64_t total = 0;
     for (const PageRange& pr : ranges) total += pr.pages;
     if (opt_.install_threads > 1 && total >= 256 && ps == 4096 && source_.concurrent_reads()) {
-        // Shares of equal page counts, in the given order; each thread its own scratch.
+        // Batches of ~64 pages in the given order, taken one at a time by whichever thread is
+        // free. The caller works through them at once; a helper that gets a vCPU late (here a
+        // new thread may wait milliseconds for one) takes fewer, or none, and nothing waits
+        // for it to start — only for a batch it holds. It is detached: it owns its share of
+        // the job, and touches this server only while it holds a batch, which the caller
+        // waits for. (A helper started ahead and woken with a futex is worse here: the wake
+        // puts it on the caller's busy CPU; a new thread is placed on an idle one.)
+        struct Job {
+            std::vector<std::span<const PageRange>> batches;
+            std::atomic<size_t> next{0};
+            std::atomic<unsigned> in_flight{0};
+            std::vector<InstallCounts> counts;
+            std::vector<uint64_t> taken;
+        };
+        auto job = std::make_shared<Job>();
+        for (size_t from = 0, i = 0; i < ranges.size(); from = i) {
+            uint64_t pages = 0;
+            while (i < ranges.size() && (pages == 0 || pages + ranges[i].pages <= 64)) pages += ranges[i++].pages;
+            job->batches.push_back(ranges.subspan(from, i - from));
+        }
         const unsigned n = std::min(opt_.install_threads, 8u);
-        std::vector<std::span<const PageRange>> shares;
-        size_t from = 0;
-        uint64_t acc = 0;
-        for (size_t i = 0; i < ranges.size() && shares.size() + 1 < n; ++i) {
-            acc += ranges[i].pages;
-            if (acc * n >= total * (shares.size() + 1)) {
-                shares.push_back(ranges.subspan(from, i + 1 - from));
-                from = i + 1;
+        job->counts.resize(n);
+        job->taken.resize(n);
+        auto work = [this](Job& j, unsigned t) {
+            std::unique_ptr<std::byte[]> scratch;
+            for (;;) {
+                j.in_flight.fetch_add(1);
+                const size_t b = j.next.fetch_add(1);
+                if (b >= j.batches.size()) {
+                    j.in_flight.fetch_sub(1);
+                    return;
+                }
+                if (!scratch) scratch.reset(new std::byte[256 * 1024]);
+                install_share(j.batches[b], j.counts[t], scratch.get(), 256 * 1024);
+                ++j.taken[t];
+                j.in_flight.fetch_sub(1);
             }
+        };
+        for (unsigned t = 1; t < n; ++t)
+            std::thread([job, work, t] { work(*job, t); }).detach();
+        work(*job, 0);
+        // Every batch is taken; wait only for those still being installed.
+        while (job->in_flight.load() != 0) std::this_thread::yield();
+        stats_.install_threads = 0;
+        for (unsigned t = 0; t < n; ++t) {
+            stats_.eager_pages_copied += job->counts[t].copied;
+            stats_.eager_pages_zeroed += job->counts[t].zeroed;
+            stats_.bytes_copied += job->counts[t].bytes;
+            stats_.eexist += job->counts[t].eexist;
+            stats_.install_threads += job->taken[t] > 0;  // threads that installed something
         }
-        shares.push_back(ranges.subspan(from));
-        std::vector<InstallCounts> counts(shares.size());
-        const uint64_t sb = 256 * 1024;
-        std::vector<std::unique_ptr<std::byte[]>> scratch(shares.size());
-        for (auto& b : scratch) b.reset(new std::byte[sb]);
-        std::vector<std::thread> threads;
-        for (size_t i = 1; i < shares.size(); ++i)
-            threads.emplace_back([&, i] { install_share(shares[i], counts[i], scratch[i].get(), sb); });
-        install_share(shares[0], counts[0], scratch[0].get(), sb);
-        for (auto& t : threads) t.join();
-        for (const auto& c : counts) {
-            stats_.eager_pages_copied += c.copied;
-            stats_.eager_pages_zeroed += c.zeroed;
-            stats_.bytes_copied += c.bytes;
-            stats_.eexist += c.eexist;
-        }
-        stats_.install_threads = shares.size();
     }
     // The serial pass: everything (left) — pages a share installed are skipped.
     for (const PageRange& pr : ranges) {

@@ -67,6 +67,10 @@ private:
 
 struct ServerOptions {
     uint64_t granule_bytes = 64 * 1024;     // resolve this much around a fault (rounded to pages)
+    // Readahead for sequential scans: a fault just past the previous fault's range resolves
+    // twice that range, from the faulting page on, up to this (0, or not above granule_bytes:
+    // off); any other fault starts again at granule_bytes.
+    uint64_t max_granule_bytes = 256 * 1024;
     uint64_t max_ioctl_bytes = 2 << 20;     // eager installs: bytes per UFFDIO_COPY
     bool use_zeropage = true;               // zero stretches via UFFDIO_ZEROPAGE (else copy zeros)
     bool prefault_source = true;            // map source bytes in this process before UFFDIO_COPY
@@ -173,6 +177,7 @@ private:
     // Not value-initialised: zeroing 2 MiB up front costs ~2.5 ms of page faults on the
     // restore's critical path; its pages are faulted in only as sources fill them.
     std::unique_ptr<std::byte[]> scratch_;
+    uint64_t seq_end_ = 0, seq_bytes_ = 0;  // the last fault's resolved range ends here, and was this long
     uint64_t scratch_bytes_ = 0;
     // Zeros to copy from where UFFDIO_ZEROPAGE does not do (huge pages, write-protected
     // installs): a read-only anonymous mapping, all the shared zero page once populated.

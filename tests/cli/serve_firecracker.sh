@@ -44,6 +44,10 @@ run default -- --threads 2 --balloon-mib 4 &&
   check default.json "d['peer_exited'] and len(d['regions'])==2 and d['stats']['remove_events']==1 and d['stats']['removed_bytes']==1024*4096 and d['stats']['faults']>0 and d['stats']['demand_zeroed_bytes']>0"
 run legacy --granule-kib 4 -- --legacy-field --order seq --threads 1 &&
   check legacy.json "d['stats']['faults']>=12288 and d['stats']['eexist_ioctls']==0"
+# Readahead: a sequential scan doubles the range per fault, 4 KiB up to 256 KiB: 48 MiB / 256 KiB
+# = 192 faults plus each region's ramp and the balloon's refaults (226 seen), not 12288.
+run readahead --granule-kib 4 --readahead-kib 256 -- --order seq --threads 1 &&
+  check readahead.json "d['stats']['faults']<=300 and d['stats']['faults']>=12288*4//256"
 run bigranule --granule-kib 2048 --no-zeropage -- --threads 2 &&
   check bigranule.json "d['stats']['demand_zeroed_bytes']>0 and d['stats']['faults']<=24+1+8"
 run eager --eager-all -- --threads 2 &&

@@ -231,6 +231,7 @@ TEST_CASE("fault server: granules, zero pages, two regions, balloon REMOVE reads
     Harness h(64, 32);
     ServerOptions opt;
     opt.granule_bytes = 16 * 4096;
+    opt.max_granule_bytes = 0;  // a fixed granule (readahead: the next case)
     FaultServer server(Userfaultfd::create(UFFD_FEATURE_EVENT_REMOVE), h.regions, h.src, opt);
     server.register_regions();
     {
@@ -248,6 +249,29 @@ TEST_CASE("fault server: granules, zero pages, two regions, balloon REMOVE reads
     CHECK(s.remove_events == 1);
     CHECK(s.removed_bytes == 8 * 4096);
     CHECK(s.pages_copied + s.pages_zeroed == 96 + 8);
+}
+
+TEST_CASE("fault server: a sequential scan doubles the range each fault resolves (readahead)") {
+    if (!uffd_usable()) return;
+    Harness h(128, 32);
+    ServerOptions opt;
+    opt.granule_bytes = 4 * 4096;
+    opt.max_granule_bytes = 32 * 4096;
+    FaultServer server(Userfaultfd::create(UFFD_FEATURE_EVENT_REMOVE), h.regions, h.src, opt);
+    server.register_regions();
+    {
+        Serving serving(server);
+        // Faults at pages 0 (4 pages), 4 (8), 12 (16), 28 (32), 60 (32, the maximum): through page 91.
+        for (uint64_t p = 0; p < 64; ++p) REQUIRE(h.matches(h.regions[0], p));
+        CHECK(server.stats().faults == 5);
+        // Not just past the last range (92..123): one aligned granule again, 124..127.
+        REQUIRE(h.matches(h.regions[0], 127));
+        for (uint64_t p = 124; p < 128; ++p) CHECK(h.matches(h.regions[0], p));
+        CHECK(h.matches(h.regions[0], 91));
+    }
+    const ServerStats& s = server.stats();
+    CHECK(s.faults == 6);
+    CHECK(s.pages_copied + s.pages_zeroed == 92 + 4);
 }
 
 TEST_CASE("fault server: eager install, then no faults") {

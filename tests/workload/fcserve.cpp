@@ -3,7 +3,7 @@
 // file through snap::uffd::serve_firecracker — what `snap-restore --serve` does with a
 // placed artifact, minus the artifact. Used by tests/cli/serve_*.sh and for measurements.
 //
-//   fcserve --socket S --image IMG [--granule-kib 64] [--no-zeropage] [--eager-all]
+//   fcserve --socket S --image IMG [--granule-kib 64] [--readahead-kib 0] [--no-zeropage] [--eager-all]
 //           [--record OUT.ls] [--die-after-faults N] [--split SPLIT] [--json]
 // With --split, pages come from a split artifact of the image (SplitSource) instead.
 #include "common/cli.hpp"
@@ -23,12 +23,13 @@ int main(int argc, char** argv) {
     CLI::App app{"Serve a memory image to a Firecracker-style UFFD client", "fcserve"};
     snap::cli::add_common(app, common);
     std::string socket_path, image_path, record_path, split_path;
-    uint64_t granule_kib = 64, die_after = 0;
+    uint64_t granule_kib = 64, readahead_kib = 0, die_after = 0;
     bool no_zeropage = false, eager_all = false, no_zero_detect = false;
     int accept_timeout_ms = 30000;
     app.add_option("--socket", socket_path, "Listen here")->required();
     app.add_option("--image", image_path, "The memory image")->required();
     app.add_option("--granule-kib", granule_kib, "Resolve this much around each fault")->capture_default_str();
+    app.add_option("--readahead-kib", readahead_kib, "Sequential faults resolve up to this much (0: a fixed granule)")->capture_default_str();
     app.add_flag("--no-zeropage", no_zeropage, "Copy zero pages instead of UFFDIO_ZEROPAGE");
     app.add_flag("--no-zero-detect", no_zero_detect, "Treat every page as data");
     app.add_flag("--eager-all", eager_all, "Install the whole image before serving faults (REAP-style eager path)");
@@ -47,6 +48,7 @@ int main(int argc, char** argv) {
         snap::uffd::PageSource& source = split_source ? static_cast<snap::uffd::PageSource&>(*split_source) : image_source;
         snap::uffd::ServeOptions opt;
         opt.server.granule_bytes = granule_kib * 1024;
+        opt.server.max_granule_bytes = readahead_kib * 1024;
         opt.server.use_zeropage = !no_zeropage;
         opt.server.record = !record_path.empty();
         opt.accept_timeout_ms = accept_timeout_ms;

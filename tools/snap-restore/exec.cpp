@@ -267,6 +267,7 @@ int run_exec(const Options& opt, Context& ctx) {
     bool reaped = false;
     uffd::ServeResult served_result;
     bool served = false;
+    uint64_t granule = 0;
     if (plan.demand) {
         try {
             // Wait for the VMM to map the image (it connects) or to exit without doing so.
@@ -287,7 +288,7 @@ int run_exec(const Options& opt, Context& ctx) {
                 auto peer = uffd::accept_firecracker(*listener, 1000, 5000, UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_THREAD_ID);
                 if (peer.pid <= 0) peer.pid = pid;
                 uffd::ServeOptions so;
-                so.server.granule_bytes = record ? r.page_size() : std::max<uint64_t>(opt.granule.empty() ? 64 * 1024 : tier::parse_size(opt.granule), r.page_size());
+                so.server.granule_bytes = granule = record ? r.page_size() : std::max<uint64_t>(ctx.granule_bytes(opt), r.page_size());
                 so.server.use_zeropage = true;
                 so.server.record = record;
                 so.server.owner_pid = peer.pid;  // to count faults from KVM's async page-fault workers
@@ -333,6 +334,7 @@ int run_exec(const Options& opt, Context& ctx) {
     if (served) {
         j["eager_bytes"] = served_result.eager_pages * 4096;  // the server counts 4 KiB pages
         j["stats"] = rec_stats.to_json();
+        j["granule_bytes"] = granule;
         j["decompressed_bytes"] = source->bytes_decompressed();
         j["loaded_bytes"] = source->bytes_loaded();
         j["pool"] = source->pool_json();

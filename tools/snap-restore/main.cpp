@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
     app.add_flag("--layered", opt.layered,
                  "tiered: lay one mapping per run (the older schedule) instead of one mapping of the RO layout file "
                  "with userfaultfd");
-    app.add_option("--granule", opt.granule, "--serve: bytes resolved around each fault (default 64K, or the page size if larger)")
+    app.add_option("--granule", opt.granule, "bytes resolved around each demand fault (default 16K when COLD is on a file tier or in a pool, else 64K; never below the page size); a sequential scan doubles it per fault up to 256K")
         ->type_name("SIZE");
     app.add_option("--accept-timeout", opt.accept_timeout_s, "--serve: seconds to wait for the VMM to connect (0 = forever)")
         ->type_name("SECONDS")->capture_default_str();

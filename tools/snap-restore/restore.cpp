@@ -57,6 +57,15 @@ nlohmann::json Context::check_json() const {
             {"check_ns", check_ns_}};
 }
 
+uint64_t Context::granule_bytes(const Options& opt) const {
+    const uint64_t ps = placed_->page_size();
+    if (!opt.granule.empty()) return tier::parse_size(opt.granule);  // as given: --serve refuses a bad one
+    uint64_t g = 64 * 1024;
+    for (const auto& p : placed_->parts())
+        if (p.cls == PageClass::cold && !tier::byte_addressable(placed_->tier_of(p).kind)) g = 16 * 1024;
+    return std::max<uint64_t>(g, ps);
+}
+
 restore::MappingPlan Context::build_plan(const Options& opt, const std::string& image_path) const {
     restore::BuildOptions b;
     b.strategy = strategy_;

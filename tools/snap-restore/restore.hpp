@@ -37,7 +37,7 @@ struct Options {
     bool dry_run = false;
     bool no_warm = false;
     bool strict = false;               // a schedule that falls back (pages from the image, layered tiered) is an error
-    std::string granule;  // "" = 64K, or the page size if larger
+    std::string granule;  // "" = granule_bytes() below
     std::string pool_cache = "256M";   // pool parts: decoded chunks kept in memory
     uint32_t pool_prefetch = 16;       // pool parts: chunks read ahead after a miss
     double accept_timeout_s = 60;
@@ -56,6 +56,12 @@ public:
     const placed::CheckStats& checked() const { return checked_; }
     uint64_t check_ns() const { return check_ns_; }
     nlohmann::json check_json() const;  // {"parts", "files_hashed", "files_remembered", "bytes_hashed", "ns"}
+    // Bytes resolved around each demand fault (--granule, else the default): 64 KiB when the
+    // COLD pages are in memory (a round trip then costs more than the extra copies), 16 KiB
+    // when they are on a file tier or in the pool (a cold 64 KiB read costs ~2x a 4 KiB one
+    // on a virtio disk, and most mispredicted touches use one page of it), never below a page;
+    // --granule as given.
+    uint64_t granule_bytes(const Options& opt) const;
     // How pool parts are read (--pool-cache, --pool-prefetch).
     pool::ReadOptions pool_options() const { return pool_options_; }
     // The plan for --exec (and --dry-run), under the mapping budget.

@@ -24,7 +24,7 @@ int run_serve(const Options& opt, Context& ctx) {
     const auto& r = ctx.placed();
     restore::PlacedSource source(r, ctx.pool_options());
     uffd::ServeOptions so;
-    so.server.granule_bytes = opt.granule.empty() ? std::max<uint64_t>(64 * 1024, r.page_size()) : tier::parse_size(opt.granule);
+    so.server.granule_bytes = ctx.granule_bytes(opt);
     if (so.server.granule_bytes == 0 || so.server.granule_bytes % r.page_size())
         throw UsageError("--granule " + opt.granule + ": must be a multiple of the page size (" + std::to_string(r.page_size()) + ")");
     so.server.use_zeropage = true;
@@ -76,6 +76,7 @@ int run_serve(const Options& opt, Context& ctx) {
     j["eager_planned_pages"] = eager_planned;
     j["page_size_bytes"] = r.page_size();  // of eager_planned_pages (the plan's pages)
     j["copied_bytes"] = st.bytes_copied;
+    j["granule_bytes"] = so.server.granule_bytes;
     j["ready_ns"] = st.eager_ns;  // handshake done → eager installs done: the guest may run
     j["phases_ns"] = {{"eager", st.eager_ns}, {"serve", st.serve_ns}, {"faults", st.fault_ns}};
     j["decompressed_bytes"] = source.bytes_decompressed();
