@@ -920,7 +920,18 @@ PlaceResult place(const SplitReader& split, const PlaceRequest& req, const std::
     }
 
     PlaceResult res;
-    res.manifest.tiers = req.tiers;
+    // The manifest records the tiers that hold a part, not every candidate: an unused default
+    // tier (dram, file:<the output's directory>) would make the same placement's bytes depend
+    // on where the manifest was written. at[ti]: tier ti's index in the manifest.
+    std::vector<bool> used(req.tiers.size(), false);
+    for (PageClass c : {PageClass::rw, PageClass::ro, PageClass::cold})
+        if (plan.pages_per_class[static_cast<int>(c)]) used[choice[static_cast<int>(c)]] = true;
+    std::vector<uint32_t> at(req.tiers.size(), 0);
+    for (size_t ti = 0; ti < req.tiers.size(); ++ti)
+        if (used[ti]) {
+            at[ti] = static_cast<uint32_t>(res.manifest.tiers.size());
+            res.manifest.tiers.push_back(req.tiers[ti]);
+        }
     uint64_t total = 0, done = 0;
     for (int c = 1; c < kPageClasses; ++c) total += plan.pages_per_class[c] * ps;
     auto advance = [&](uint64_t n) {
@@ -934,15 +945,15 @@ PlaceResult place(const SplitReader& split, const PlaceRequest& req, const std::
         if (plan.pages_per_class[ci] == 0) continue;
         int ti = choice[ci];
         PartOutcome oc;
-        Part part = ti == pool_tier ? write_pool_part(split, c, req.tiers[ti], static_cast<uint32_t>(ti), req, std::move(cut[ci]), oc,
-                                                      advance, *store, lease)
-                                    : write_part(split, c, req.tiers[ti], static_cast<uint32_t>(ti), req, oc, advance);
+        Part part = ti == pool_tier ? write_pool_part(split, c, req.tiers[ti], at[ti], req, std::move(cut[ci]), oc, advance,
+                                                      *store, lease)
+                                    : write_part(split, c, req.tiers[ti], at[ti], req, oc, advance);
         // RO on a byte-addressable tier: also in image order, so tiered maps it with one mapping.
         if (req.layout && c == PageClass::ro && part.compression == Compression::none &&
             tier::byte_addressable(req.tiers[ti].kind))
             oc.layout_path = part.layout_path = write_layout(split, part, advance, oc.layout_reused);
         placements.push_back({c, plan.pages_per_class[ci], part.raw_bytes, part.stored_bytes,
-                              part.compression == Compression::none ? 0 : part.frame_bytes, &res.manifest.tiers[ti]});
+                              part.compression == Compression::none ? 0 : part.frame_bytes, &res.manifest.tiers[at[ti]]});
         chosen_by[class_name(c)] = req.fixed[ci] >= 0 ? "user" : "model";
         res.manifest.parts.push_back(std::move(part));
         res.outcomes.push_back(oc);

@@ -94,6 +94,24 @@ serve sc c.placed --strategy tiered
 serve sa a.placed --strategy tiered
 serve sr a.placed --strategy reap
 
+# 2c. A placement whose tiers are all in the pool records no unused default tier (dram,
+# file:<output dir>): into two directories, the same manifest bytes and digest (issue 9).
+# A namespace of its own: the faults and collections below count the chunks of t.
+U2="redis://127.0.0.1:$P1,127.0.0.1:$P2,127.0.0.1:$P3/t2"
+mkdir -p d1 d2
+for d in d1 d2; do
+  "$BIN/snap-place" s.split -o $d/x.placed --tier rw="$U2" --tier ro="$U2" --tier cold="$U2" --json > $d/x.json || fail "place into $d"
+done
+cmp d1/x.placed d2/x.placed || fail "the same pool placement into two directories gave different manifests"
+python3 - d1/x.json d2/x.json <<'PY' || fail "pool placements into two directories: $(cat d1/x.json d2/x.json)"
+import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:3])
+assert a["digest"] == b["digest"], (a["digest"], b["digest"])
+PY
+"$BIN/snap-stat" --json d1/x.placed > dx.json && python3 -c "
+import json; j = json.load(open('dx.json'))
+assert [t['tier_kind'] for t in j['tiers']] == ['pool'], j['tiers']" || fail "tiers of a pool-only placement: $(cat dx.json)"
+
 # 3. Faults. A missing chunk: the VMM is stopped, the error names the chunk and its node.
 key=$(redis_cli "$P1" --scan --pattern 't:c:*' | head -1)
 [ -n "$key" ] || fail "no chunk on node $P1"
