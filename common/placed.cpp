@@ -370,7 +370,8 @@ const Part* PlacedReader::part(PageClass cls) const {
 
 PartSource::PartSource(const Part& part, const pool::ReadOptions& pool_options) : part_(part) {
     if (part_.compression == Compression::chunks) {
-        pool_ = std::make_unique<pool::PartReader>(pool::parse_pool_url(pool_url_of(part_)), part_.chunks, pool_options);
+        const std::string url = pool_options.url.empty() ? pool_url_of(part_) : pool_options.url;
+        pool_ = std::make_unique<pool::PartReader>(pool::parse_pool_url(url), part_.chunks, pool_options);
         return;
     }
     fd_ = ::open(part_.path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -620,14 +621,14 @@ void check_locations(const PlacedReader& r) {
 // Materialize
 
 MaterializeResult materialize(const PlacedReader& r, const std::string& out_path, bool check_parts,
-                              const std::function<void(uint64_t)>& progress) {
+                              const std::function<void(uint64_t)>& progress, const pool::ReadOptions& pool_options) {
     if (check_parts)  // the layout files are not read here; pool chunks are checked as they arrive
         for (auto& p : r.parts())
             if (p.compression != Compression::chunks) check_part(p);
     const SplitPlan& plan = r.plan();
     const uint64_t ps = r.page_size();
     std::array<std::unique_ptr<PartSource>, kPageClasses> src;
-    for (auto& p : r.parts()) src[static_cast<int>(p.cls)] = std::make_unique<PartSource>(p);
+    for (auto& p : r.parts()) src[static_cast<int>(p.cls)] = std::make_unique<PartSource>(p, pool_options);
 
     std::vector<const Extent*> ext;
     for (auto& e : plan.extents) ext.push_back(&e);
