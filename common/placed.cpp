@@ -370,7 +370,8 @@ const Part* PlacedReader::part(PageClass cls) const {
 
 PartSource::PartSource(const Part& part, const pool::ReadOptions& pool_options) : part_(part) {
     if (part_.compression == Compression::chunks) {
-        pool_ = std::make_unique<pool::PartReader>(pool::parse_pool_url(pool_url_of(part_)), part_.chunks, pool_options);
+        const std::string url = pool_options.url.empty() ? pool_url_of(part_) : pool_options.url;
+        pool_ = std::make_unique<pool::PartReader>(pool::parse_pool_url(url), part_.chunks, pool_options);
         return;
     }
     fd_ = ::open(part_.path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -624,14 +625,14 @@ void check_locations(const PlacedReader& r) {
 // Materialize
 
 MaterializeResult materialize(const PlacedReader& r, const std::string& out_path, bool check_parts,
-                              const std::function<void(uint64_t)>& progress) {
+                              const std::function<void(uint64_t)>& progress, const pool::ReadOptions& pool_options) {
     if (check_parts)  // the layout files are not read here; pool chunks are checked as they arrive
         for (auto& p : r.parts())
             if (p.compression != Compression::chunks) check_part(p);
     const SplitPlan& plan = r.plan();
     const uint64_t ps = r.page_size();
     std::array<std::unique_ptr<PartSource>, kPageClasses> src;
-    for (auto& p : r.parts()) src[static_cast<int>(p.cls)] = std::make_unique<PartSource>(p);
+    for (auto& p : r.parts()) src[static_cast<int>(p.cls)] = std::make_unique<PartSource>(p, pool_options);
 
     std::vector<const Extent*> ext;
     for (auto& e : plan.extents) ext.push_back(&e);
@@ -924,7 +925,18 @@ PlaceResult place(const SplitReader& split, const PlaceRequest& req, const std::
     }
 
     PlaceResult res;
-    res.manifest.tiers = req.tiers;
+    // The manifest records the tiers that hold a part, not every candidate: an unused default
+    // tier (dram, file:<the output's directory>) would make the same placement's bytes depend
+    // on where the manifest was written. at[ti]: tier ti's index in the manifest.
+    std::vector<bool> used(req.tiers.size(), false);
+    for (PageClass c : {PageClass::rw, PageClass::ro, PageClass::cold})
+        if (plan.pages_per_class[static_cast<int>(c)]) used[choice[static_cast<int>(c)]] = true;
+    std::vector<uint32_t> at(req.tiers.size(), 0);
+    for (size_t ti = 0; ti < req.tiers.size(); ++ti)
+        if (used[ti]) {
+            at[ti] = static_cast<uint32_t>(res.manifest.tiers.size());
+            res.manifest.tiers.push_back(req.tiers[ti]);
+        }
     uint64_t total = 0, done = 0;
     for (int c = 1; c < kPageClasses; ++c) total += plan.pages_per_class[c] * ps;
     auto advance = [&](uint64_t n) {
@@ -938,15 +950,15 @@ PlaceResult place(const SplitReader& split, const PlaceRequest& req, const std::
         if (plan.pages_per_class[ci] == 0) continue;
         int ti = choice[ci];
         PartOutcome oc;
-        Part part = ti == pool_tier ? write_pool_part(split, c, req.tiers[ti], static_cast<uint32_t>(ti), req, std::move(cut[ci]), oc,
-                                                      advance, *store, lease)
-                                    : write_part(split, c, req.tiers[ti], static_cast<uint32_t>(ti), req, oc, advance);
+        Part part = ti == pool_tier ? write_pool_part(split, c, req.tiers[ti], at[ti], req, std::move(cut[ci]), oc, advance,
+                                                      *store, lease)
+                                    : write_part(split, c, req.tiers[ti], at[ti], req, oc, advance);
         // RO on a byte-addressable tier: also in image order, so tiered maps it with one mapping.
         if (req.layout && c == PageClass::ro && part.compression == Compression::none &&
             tier::byte_addressable(req.tiers[ti].kind))
             oc.layout_path = part.layout_path = write_layout(split, part, advance, oc.layout_reused);
         placements.push_back({c, plan.pages_per_class[ci], part.raw_bytes, part.stored_bytes,
-                              part.compression == Compression::none ? 0 : part.frame_bytes, &res.manifest.tiers[ti]});
+                              part.compression == Compression::none ? 0 : part.frame_bytes, &res.manifest.tiers[at[ti]]});
         chosen_by[class_name(c)] = req.fixed[ci] >= 0 ? "user" : "model";
         res.manifest.parts.push_back(std::move(part));
         res.outcomes.push_back(oc);

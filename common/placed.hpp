@@ -174,8 +174,10 @@ struct MaterializeResult {
     uint64_t bytes = 0, data_bytes = 0, fingerprint = 0;
     bool unchanged = false;  // out_path held this image already and was left untouched
 };
+// Pool parts are read as pool_options says (cache, read-ahead, --pool's seeds).
 MaterializeResult materialize(const PlacedReader& r, const std::string& out_path, bool check_parts = true,
-                              const std::function<void(uint64_t pages_done)>& progress = {});
+                              const std::function<void(uint64_t pages_done)>& progress = {},
+                              const pool::ReadOptions& pool_options = {});
 
 // What snap-place does, as a library call.
 struct PlaceRequest {

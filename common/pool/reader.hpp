@@ -14,6 +14,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -23,6 +24,10 @@ namespace snap::pool {
 struct ReadOptions {
     uint32_t prefetch_chunks = 16;        // read-ahead after a miss, in chunks (0 = none)
     uint64_t cache_bytes = 256ull << 20;  // decoded chunks kept (the oldest go first)
+    // Where placed::PartSource reads a pool part from: "" = the URL its manifest names; else
+    // this URL's seeds (snap-restore --pool: the same cluster reached at other addresses; the
+    // caller checks that the namespace is the manifest's).
+    std::string url;
     ClientOptions client;
 };
 

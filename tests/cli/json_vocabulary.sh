@@ -94,6 +94,7 @@ report place-pool "$BIN/snap-place" -q s.split -o pool.placed --json --tier rw=d
 report stat-pool "$BIN/snap-stat" --json --pool pool.placed
 report_file restore-exec-pool exec-pool.json "$BIN/snap-restore" pool.placed --strategy tiered --image img --json -o exec-pool.json --exec -- "$BIN/maptest" img
 serve restore-serve-pool pool.placed --strategy tiered
+report restore-materialize-pool "$BIN/snap-restore" pool.placed --pool "$U" --materialize pool.img --json
 report pool-list "$BIN/snap-place" --pool "$U" --list --json
 report pool-fetch "$BIN/snap-place" --pool "$U" --fetch fn -o fetched.placed --json
 report pool-calibrate "$BIN/snap-place" --pool "$U" --calibrate --json

@@ -3,6 +3,7 @@
 # The pool tier end to end on real redis-servers (a 3-master cluster and one plain server):
 # place into the pool (a second placement uploads nothing, same bytes), restore from it in
 # every front-end with the image absent (--materialize, --exec with a placeholder, --serve),
+# and from the same data at another address (--pool URL; another namespace refused),
 # then the faults: a deleted chunk, a corrupted value, a node killed mid-restore, an evicting
 # server — each stops with an error naming the chunk or the node, never a wrong page; and
 # collection: only unnamed chunks go, also while placements run at the same time.
@@ -93,6 +94,61 @@ j = json.load(open('$name.json')); assert j['pool']['fetched_bytes'] > 0, j['poo
 serve sc c.placed --strategy tiered
 serve sa a.placed --strategy tiered
 serve sr a.placed --strategy reap
+
+# 2b. The same pool at other addresses (snap-restore --pool): the plain server's data is
+# saved and loaded by a second server on another port, the first is stopped. The manifest's
+# URL no longer answers; --pool with the second's address restores in every front-end, with
+# the right bytes, and the report names the URL used; another namespace is refused.
+redis_cli "$PP" SAVE > /dev/null || fail "SAVE on the plain server"
+mkdir -p rdb && cp "$(redis_cli "$PP" CONFIG GET dir | sed -n 2p)/dump.rdb" rdb/ || fail "copy the plain server's dump"
+redis_start_plain PQ --dir "$W/rdb" || fail "cannot start the second plain server"
+UQ="redis://127.0.0.1:$PQ/plain"
+redis_kill_node "$PP"
+"$BIN/snap-restore" pl.placed --materialize m.img 2> gone.err && fail "restored from a server that was stopped"
+grep -q "127.0.0.1:$PP" gone.err || fail "the stopped server is not named: $(cat gone.err)"
+"$BIN/snap-restore" pl.placed --pool "$UQ" --materialize m.img --json > pm.json || fail "--pool --materialize: $(cat pm.json)"
+cmp m.img keep.img || fail "--pool --materialize: the image differs"
+rm m.img
+python3 -c "
+import json; j = json.load(open('pm.json'))
+assert j['pool_url'] == '$UQ' and j['placed_pool_url'] == '$UP', j" || fail "--pool --materialize: report $(cat pm.json)"
+"$BIN/snap-restore" pl.placed --pool "$UQ" --strategy tiered --image img --json -o pe.json --exec -- "$BIN/maptest" img --expect keep.img --writes 300 > pe.out 2> pe.err ||
+  fail "--pool --exec: $(cat pe.err pe.out)"
+grep -q '"wrong_pages": 0' pe.out || fail "--pool --exec: $(cat pe.out)"
+python3 -c "
+import json; j = json.load(open('pe.json'))
+assert j['pool_url'] == '$UQ' and j['pool']['fetched_bytes'] > 0, j" || fail "--pool --exec: report $(head -c 2000 pe.json)"
+serve sq pl.placed --strategy tiered --pool "$UQ"
+python3 -c "
+import json; j = json.load(open('sq.json')); assert j['pool_url'] == '$UQ', j" || fail "--pool --serve: report $(head -c 2000 sq.json)"
+"$BIN/snap-restore" pl.placed --pool "redis://127.0.0.1:$PQ/other" --materialize m.img 2> ns.err
+code=$?
+[ $code = 2 ] || fail "--pool with another namespace: exit $code ($(cat ns.err))"
+[ "$(wc -l < ns.err)" -le 2 ] && grep -q "namespace 'other', but the pool parts of pl.placed are in namespace 'plain'" ns.err ||
+  fail "--pool with another namespace: $(cat ns.err)"
+[ ! -e m.img ] || fail "--pool with another namespace wrote an image"
+mkdir -p nopool && "$BIN/snap-place" -q s.split -o nopool/f.placed > /dev/null || fail "place on the default tiers"
+"$BIN/snap-restore" nopool/f.placed --pool "$UQ" --materialize m.img 2> np.err
+code=$?
+[ $code = 2 ] && grep -q "has no part in a pool" np.err || fail "--pool without pool parts: exit $code ($(cat np.err))"
+
+# 2c. A placement whose tiers are all in the pool records no unused default tier (dram,
+# file:<output dir>): into two directories, the same manifest bytes and digest (issue 9).
+# A namespace of its own: the faults and collections below count the chunks of t.
+U2="redis://127.0.0.1:$P1,127.0.0.1:$P2,127.0.0.1:$P3/t2"
+mkdir -p d1 d2
+for d in d1 d2; do
+  "$BIN/snap-place" s.split -o $d/x.placed --tier rw="$U2" --tier ro="$U2" --tier cold="$U2" --json > $d/x.json || fail "place into $d"
+done
+cmp d1/x.placed d2/x.placed || fail "the same pool placement into two directories gave different manifests"
+python3 - d1/x.json d2/x.json <<'PY' || fail "pool placements into two directories: $(cat d1/x.json d2/x.json)"
+import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:3])
+assert a["digest"] == b["digest"], (a["digest"], b["digest"])
+PY
+"$BIN/snap-stat" --json d1/x.placed > dx.json && python3 -c "
+import json; j = json.load(open('dx.json'))
+assert [t['tier_kind'] for t in j['tiers']] == ['pool'], j['tiers']" || fail "tiers of a pool-only placement: $(cat dx.json)"
 
 # 3. Faults. A missing chunk: the VMM is stopped, the error names the chunk and its node.
 key=$(redis_cli "$P1" --scan --pattern 't:c:*' | head -1)

@@ -6,7 +6,12 @@
 #   (KernelPageSize 2048 kB in /proc/PID/smaps);
 # - reap, faasnap and tiered would turn its huge pages into 4 KiB ones (anonymous memory, part
 #   files elsewhere): each is refused before the VMM runs (exit 2, naming hugetlbfs and why),
-#   not run with exit 0 as before.
+#   not run with exit 0 as before; so is reap onto a placeholder that would be made there;
+# - a snapshot of 4 KiB pages onto that memory: reap, faasnap and tiered are refused with one
+#   line naming both page sizes; vanilla maps the image as it is (right bytes, still huge);
+# - --serve into MAP_HUGETLB memory (fcclient --huge-pages, Firecracker's huge_pages: 2M):
+#   every page right, from a 2 MiB snapshot and from a 4 KiB one (the handler fills each huge
+#   page from 512 small ones).
 # The test reserves 64 huge pages (128 MiB) and mounts a hugetlbfs of its own; both are undone
 # at the end, also on failure.
 set -u
@@ -38,7 +43,8 @@ mkdir -p "$mnt" && mount -t hugetlbfs -o pagesize=2M,mode=0700 none "$mnt" || fa
 mkdir -p parts && "$bin/snap-place" -q s.split -o p.placed --tier rw=file:"$work/parts" --tier ro=file:"$work/parts" \
   --tier cold=file:"$work/parts" > /dev/null || fail "place"
 # hugetlbfs takes no write(2): the image goes in through a shared mapping.
-python3 - img "$mnt/img" <<'PY' || fail "copy the image onto hugetlbfs"
+to_hugetlbfs() {  # to_hugetlbfs FILE: copy FILE to $mnt/FILE
+  python3 - "$1" "$mnt/$1" <<'PY' || fail "copy $1 onto hugetlbfs"
 import mmap, os, sys
 src, dst = sys.argv[1:3]
 data = open(src, "rb").read()
@@ -49,7 +55,9 @@ m[:] = data
 m.close()
 os.close(fd)
 PY
-cmp -s img "$mnt/img" || fail "the image on hugetlbfs differs"
+  cmp -s "$1" "$mnt/$1" || fail "$1 on hugetlbfs differs"
+}
+to_hugetlbfs img
 
 # vanilla: runs, reads right, and the VMM's mapping of the image is huge.
 "$bin/snap-restore" p.placed --strategy vanilla --image "$mnt/img" -q --exec -- \
@@ -73,4 +81,50 @@ for s in reap faasnap tiered; do
     fail "$s onto hugetlbfs: $(cat $s.err)"
   [ ! -e ran-$s ] || fail "$s onto hugetlbfs: the VMM ran"
 done
-echo "ok: exec_hugetlbfs (vanilla huge, KernelPageSize $kps kB; reap, faasnap, tiered refused)"
+# A placeholder on hugetlbfs (the image absent): the same refusal, and no placeholder left.
+"$bin/snap-restore" p.placed --strategy reap --image "$mnt/absent" --exec -- sh -c "touch ran-absent" 2> absent.err
+rc=$?
+[ $rc = 2 ] && grep -q "is on hugetlbfs: the reap schedule would turn" absent.err || fail "reap onto a placeholder on hugetlbfs: exit $rc: $(cat absent.err)"
+[ ! -e ran-absent ] && [ ! -e "$mnt/absent" ] || fail "reap onto a placeholder on hugetlbfs: the VMM ran or the placeholder stayed"
+
+# A snapshot of 4 KiB pages (8 MiB: hugetlbfs files are whole huge pages) onto huge memory.
+"$bin/mkfixture" img4 ls4 2048 5 > /dev/null || fail "mkfixture 4 KiB"
+"$bin/snap-split" -q --mem img4 -o s4.split ls4 || fail "split 4 KiB"
+"$bin/snap-place" -q s4.split -o p4.placed --tier rw=file:"$work/parts" --tier ro=file:"$work/parts" \
+  --tier cold=file:"$work/parts" > /dev/null || fail "place 4 KiB"
+to_hugetlbfs img4
+for s in reap faasnap tiered; do
+  rm -f ran4-$s
+  "$bin/snap-restore" p4.placed --strategy $s --image "$mnt/img4" --exec -- sh -c "touch ran4-$s" 2> $s.err4
+  rc=$?
+  [ $rc = 2 ] || fail "4 KiB $s onto hugetlbfs: exit $rc, wanted 2: $(cat $s.err4)"
+  [ "$(grep -c "error:" $s.err4)" = 1 ] &&
+    grep -q "error: p4.placed has 4 KiB pages; the VMM's memory is 2 MiB huge pages ($mnt/img4 is on hugetlbfs), and the $s schedule" $s.err4 &&
+    grep -q "hint: .*snap-split --page-size 2097152" $s.err4 || fail "4 KiB $s onto hugetlbfs: $(cat $s.err4)"
+  [ ! -e ran4-$s ] || fail "4 KiB $s onto hugetlbfs: the VMM ran"
+done
+"$bin/snap-restore" p4.placed --strategy vanilla --image "$mnt/img4" -q --exec -- "$bin/maptest" "$mnt/img4" --expect img4 > van4.out 2> van4.err ||
+  fail "4 KiB vanilla onto hugetlbfs: $(cat van4.err)"
+grep -q '"wrong_pages": 0' van4.out || fail "4 KiB vanilla onto hugetlbfs: $(cat van4.out)"
+rm -f "$mnt/img4"
+
+# --serve into MAP_HUGETLB memory: a 2 MiB snapshot and a 4 KiB one, every strategy that
+# installs eagerly too; every page right, the balloon read back as zeros.
+serve_huge() {  # serve_huge NAME PLACED IMAGE REGIONS ARGS...
+  local name=$1 placed=$2 image=$3 regions=$4; shift 4
+  timeout 120 "$bin/snap-restore" "$placed" --serve "$work/$name.sock" --json --accept-timeout 30 "$@" > $name.json 2> $name.err &
+  local spid=$!
+  timeout 120 "$bin/fcclient" --socket "$work/$name.sock" --image "$image" --regions-mib "$regions" --huge-pages --json > $name.client 2> $name.client.err
+  local crc=$?
+  wait $spid
+  local src=$?
+  [ $crc = 0 ] && [ $src = 0 ] || fail "$name: client exit $crc, server exit $src: $(cat $name.err $name.client.err)"
+  python3 -c "
+import json; c = json.load(open('$name.client')); assert c['mismatched_pages'] == 0 and c['balloon_nonzero_pages'] == 0, c" ||
+    fail "$name: $(cat $name.client)"
+}
+for s in vanilla reap tiered; do
+  serve_huge huge2m-$s p.placed img 16,32 --strategy $s
+  serve_huge huge4k-$s p4.placed img4 6,2 --strategy $s
+done
+echo "ok: exec_hugetlbfs (vanilla huge, KernelPageSize $kps kB; reap, faasnap, tiered refused, 4 KiB snapshots named; --serve into MAP_HUGETLB right)"

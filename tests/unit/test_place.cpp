@@ -236,6 +236,41 @@ TEST_CASE("place, read back, materialize byte for byte; deterministic and idempo
     CHECK_NOTHROW(placed::materialize(r2, dir + "/out2.img"));
 }
 
+TEST_CASE("the manifest records only the tiers that hold a part: its bytes do not depend on the output directory") {
+    // As snap-place without --tiers: the default dram and file:<output dir> are candidates,
+    // every class is fixed elsewhere (here a dax directory shared by both placements).
+    std::string dir = scratch_dir("unused_tiers");
+    std::string sp = make_split(dir);
+    for (const char* sub : {"/a", "/b", "/dax"}) ::mkdir((dir + sub).c_str(), 0755);
+    SplitReader split(sp);
+    auto place_into = [&](const std::string& out_dir) {
+        placed::PlaceRequest req;
+        req.tiers = {mk(TierKind::dram, out_dir), mk(TierKind::file, out_dir), mk(TierKind::dax, dir + "/dax")};
+        req.fixed = {-1, 2, 2, 2};
+        return placed::place(split, req, out_dir + "/p.placed");
+    };
+    auto a = place_into(dir + "/a");
+    auto b = place_into(dir + "/b");
+    CHECK(a.digest == b.digest);
+    CHECK(slurp(dir + "/a/p.placed") == slurp(dir + "/b/p.placed"));
+    placed::PlacedReader r(dir + "/a/p.placed");
+    REQUIRE(r.tiers().size() == 1);
+    CHECK(r.tiers()[0].kind == TierKind::dax);
+    for (auto& p : r.parts()) CHECK(p.tier == 0);
+    CHECK_NOTHROW(placed::materialize(r, dir + "/out.img"));
+    CHECK(slurp(dir + "/out.img") == slurp(dir + "/img"));
+
+    // A used tier keeps its place in the table order; the unused one between goes.
+    placed::PlaceRequest req;
+    req.tiers = {mk(TierKind::dram, dir + "/a"), mk(TierKind::file, dir + "/a"), mk(TierKind::dax, dir + "/dax")};
+    req.fixed = {-1, 2, 0, 2};
+    auto c = placed::place(split, req, dir + "/a/c.placed");
+    REQUIRE(c.manifest.tiers.size() == 2);
+    CHECK(c.manifest.tiers[0].kind == TierKind::dram);
+    CHECK(c.manifest.tiers[1].kind == TierKind::dax);
+    for (auto& p : c.manifest.parts) CHECK(p.tier == (p.cls == PageClass::rw ? 0u : 1u));
+}
+
 TEST_CASE("bad part files and corrupt manifests are BadInput naming the file") {
     std::string dir = scratch_dir("corrupt");
     SplitReader split(test::testdata("pagemap.split"));  // any valid split with an RO class

@@ -14,7 +14,11 @@
 //
 //   fcclient make-image IMG --mib 48 [--zero-percent 40] [--seed 1]
 //   fcclient --socket S --image IMG [--regions-mib 32,16] [--threads 2] [--write-percent 30]
-//            [--order random|seq] [--balloon-mib 4] [--legacy-field] [--json]
+//            [--order random|seq] [--balloon-mib 4] [--legacy-field] [--huge-pages] [--json]
+//
+// --huge-pages: guest memory of 2 MiB huge pages (MAP_HUGETLB, as Firecracker's
+// huge_pages: 2M), page_size 2 MiB in the message; regions must be multiples of 2 MiB and
+// huge pages reserved (vm.nr_hugepages).
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -43,6 +47,7 @@
 namespace {
 
 constexpr uint64_t kPage = 4096;
+constexpr uint64_t kHugePage = 2 << 20;
 
 uint64_t mix(uint64_t x) {  // splitmix64: deterministic page contents
     x += 0x9e3779b97f4a7c15ull;
@@ -103,7 +108,7 @@ int main(int argc, char** argv) {
     CLI::App app{"Firecracker's side of the UFFD backend protocol, for testing a page-fault handler", "fcclient"};
     std::string socket_path, image_path, regions_mib = "32,16", order = "random";
     unsigned threads = 2, write_percent = 30, balloon_mib = 4;
-    bool legacy = false, json = false;
+    bool legacy = false, json = false, huge = false;
     unsigned delay_ms = 0;
     app.add_option("--socket", socket_path, "The handler's unix socket");
     app.add_option("--image", image_path, "The memory image the handler serves (expected bytes)");
@@ -114,6 +119,7 @@ int main(int argc, char** argv) {
     app.add_option("--balloon-mib", balloon_mib, "Balloon this much of region 0 (0: no balloon)")->capture_default_str();
     app.add_option("--delay-ms", delay_ms, "Wait after the handshake before touching (Firecracker restoring devices)");
     app.add_flag("--legacy-field", legacy, "Send page_size_kib (older Firecracker) instead of page_size");
+    app.add_flag("--huge-pages", huge, "Guest memory of 2 MiB huge pages (MAP_HUGETLB), page_size 2 MiB in the message");
     app.add_flag("--json", json, "Print the figures as one JSON object");
     auto* mk = app.add_subcommand("make-image", "Write a deterministic test image (data and zero pages)");
     std::string mk_path;
@@ -164,8 +170,13 @@ int main(int argc, char** argv) {
     std::vector<Region> regions;
     uint64_t offset = 0;
     for (uint64_t s : sizes) {
-        void* p = ::mmap(cursor, s, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
-        if (p == MAP_FAILED) die("mmap region");
+        if (huge && s % kHugePage) {
+            errno = 0;
+            die("--huge-pages: region of " + std::to_string(s) + " bytes is not a multiple of 2 MiB");
+        }
+        const int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | (huge ? MAP_HUGETLB | (21 << MAP_HUGE_SHIFT) : MAP_NORESERVE);
+        void* p = ::mmap(cursor, s, PROT_READ | PROT_WRITE, flags, -1, 0);
+        if (p == MAP_FAILED) die(huge ? "mmap region MAP_HUGETLB (are 2 MiB huge pages reserved? vm.nr_hugepages)" : "mmap region");
         regions.push_back({static_cast<uint8_t*>(p), s, offset});
         offset += s;
         ::munmap(cursor + s, kHole);  // a real hole: nothing mapped between regions
@@ -196,7 +207,7 @@ int main(int argc, char** argv) {
         msg.push_back({{"base_host_virt_addr", reinterpret_cast<uint64_t>(r.base)},
                        {"size", r.size},
                        {"offset", r.offset},
-                       {legacy ? "page_size_kib" : "page_size", kPage}});
+                       {legacy ? "page_size_kib" : "page_size", huge ? kHugePage : kPage}});
     std::string text = msg.dump();
     int sock = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_un addr{};
@@ -271,6 +282,10 @@ int main(int argc, char** argv) {
         const Region& r = regions[0];
         uint64_t len = std::min<uint64_t>(uint64_t(balloon_mib) << 20, r.size / 2);
         uint8_t* at = r.base + r.size / 4;
+        if (huge) {  // hugetlb memory is given back in whole huge pages
+            len = len / kHugePage * kHugePage;
+            at = r.base + (r.size / 4) / kHugePage * kHugePage;
+        }
         if (::madvise(at, len, MADV_DONTNEED) != 0) die("madvise");
         balloon_pages = len / kPage;
         std::vector<std::thread> readers;

@@ -89,13 +89,30 @@ bool on_hugetlbfs(const std::string& path) {
     return ::statfs(path.c_str(), &fs) == 0 && fs.f_type == HUGETLBFS_MAGIC;
 }
 
+// The page size of the hugetlbfs mount holding path (an absent file: its directory, where its
+// placeholder would be made), 0 when it is not on hugetlbfs.
+uint64_t hugetlbfs_page_bytes(const std::string& path) {
+    const std::string at = ::access(path.c_str(), F_OK) == 0 ? path : std::filesystem::path(path).parent_path().string();
+    struct statfs fs{};
+    return ::statfs(at.c_str(), &fs) == 0 && fs.f_type == HUGETLBFS_MAGIC ? uint64_t(fs.f_bsize) : 0;
+}
+
+std::string page_size_name(uint64_t bytes) {
+    return bytes >= (1u << 20) ? std::to_string(bytes >> 20) + " MiB" : std::to_string(bytes >> 10) + " KiB";
+}
+
 // Guest memory on hugetlbfs (huge pages, e.g. QEMU's memory-backend-file on a hugetlbfs mount)
 // stays huge only where the schedule maps hugetlbfs files over it: anonymous memory (anon and
 // copy ops, a userfaultfd schedule's base) and mappings of part files elsewhere are 4 KiB pages.
 // Such a schedule is refused rather than run: it would succeed with the guest's memory quietly
 // turned into small pages.
-void refuse_small_pages_over_hugetlbfs(const std::string& image, const restore::MappingPlan& plan) {
-    if (!on_hugetlbfs(image)) return;
+// A snapshot of smaller pages than the mount's (a 4 KiB artifact onto 2 MiB memory) is named as
+// such: no placement of its parts could keep that memory huge (mappings of it over huge pages
+// are refused by the kernel with a bare EINVAL).
+void refuse_small_pages_over_hugetlbfs(const std::string& image, const restore::MappingPlan& plan,
+                                       const placed::PlacedReader& r) {
+    const uint64_t huge = hugetlbfs_page_bytes(image);
+    if (!huge) return;
     std::string why;
     if (plan.demand || plan.base == restore::Base::anon)
         why = "its userfaultfd schedule serves the pages into anonymous memory";
@@ -107,6 +124,13 @@ void refuse_small_pages_over_hugetlbfs(const std::string& image, const restore::
             why = "it maps " + plan.files[size_t(op.file)].path + ", which is not on hugetlbfs";
     }
     if (why.empty()) return;
+    if (r.page_size() < huge)
+        throw UsageError(r.name() + " has " + page_size_name(r.page_size()) + " pages; the VMM's memory is " +
+                             page_size_name(huge) + " huge pages (" + image + " is on hugetlbfs), and the " +
+                             restore::strategy_name(plan.strategy) + " schedule lays its pages over it (" + why + ")",
+                         "restore with --strategy vanilla (the image mapped as it is), onto an image outside hugetlbfs, "
+                         "or from a snapshot split with " + page_size_name(huge) + " pages (snap-split --page-size " +
+                             std::to_string(huge) + ")");
     throw UsageError(image + " is on hugetlbfs: the " + std::string(restore::strategy_name(plan.strategy)) +
                          " schedule would turn its huge pages into 4 KiB pages (" + why + ")",
                      "restore with --strategy vanilla (the image mapped as it is), or with --serve into huge-page "
@@ -123,6 +147,8 @@ int run_exec(const Options& opt, Context& ctx) {
     // A userfaultfd schedule reads nothing from the image (snapshots in a pool restore on a
     // host that never had it): when the image is absent, the VMM maps a placeholder of the
     // right size, made here (sparse, 0600) and removed when the VMM is done.
+    // Guest memory on hugetlbfs (the image, or the placeholder that would be made there).
+    if (!record) refuse_small_pages_over_hugetlbfs(image, plan, r);
     struct stat st{};
     std::string placeholder;
     if (::stat(image.c_str(), &st) != 0) {
@@ -147,7 +173,6 @@ int run_exec(const Options& opt, Context& ctx) {
         if (uint64_t(st.st_size) != r.image().size_bytes)
             throw BadInput(image, std::to_string(st.st_size) + " bytes, the placed artifact's image has " +
                                       std::to_string(r.image().size_bytes));
-        if (!record) refuse_small_pages_over_hugetlbfs(image, plan);
     }
     struct RemovePlaceholder {
         const std::string& path;

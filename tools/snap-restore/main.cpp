@@ -37,6 +37,10 @@ int main(int argc, char** argv) {
         ->type_name("SIZE")->capture_default_str();
     app.add_option("--pool-prefetch", opt.pool_prefetch, "Pool parts: chunks fetched ahead (in part order) after a miss, 0 = none")
         ->type_name("N")->capture_default_str();
+    app.add_option("--pool", opt.pool,
+                   "Pool parts: read them from this URL's seed nodes instead of the ones the placed artifact names "
+                   "(the same pool reached at other addresses; the namespace must be the artifact's)")
+        ->type_name("URL");
     app.add_option("--preload", opt.preload, "The preload library (default: $SNAPRESTORE_PRELOAD, else libsnaprestore.so in ../lib/snapkit (installed) or ../lib (build tree) beside snap-restore)")
         ->type_name("PATH");
     app.add_flag("--verify", opt.verify,

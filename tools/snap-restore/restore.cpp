@@ -46,6 +46,26 @@ Context::Context(const Options& opt) {
     no_verify_ = opt.no_verify;
     pool_options_.cache_bytes = tier::parse_size(opt.pool_cache);
     pool_options_.prefetch_chunks = opt.pool_prefetch;
+    // Pool parts name the seeds they were placed with; --pool reads them from other seeds of the
+    // same pool (the cluster as this host reaches it): same namespace, so the same chunk keys.
+    for (const auto& p : placed_->parts()) {
+        const std::string url = placed::pool_url_of(p);
+        if (url.empty()) continue;
+        if (!opt.pool.empty() && !placed_pool_url_.empty() && url != placed_pool_url_)
+            throw UsageError("--pool " + opt.pool + ": " + opt.placed + " names two pools (" + placed_pool_url_ + ", " + url +
+                             "), --pool stands for one");
+        placed_pool_url_ = url;
+    }
+    pool_url_ = placed_pool_url_;
+    if (!opt.pool.empty()) {
+        if (placed_pool_url_.empty()) throw UsageError("--pool " + opt.pool + ": " + opt.placed + " has no part in a pool");
+        const pool::PoolUrl over = pool::parse_pool_url(opt.pool), placed_url = pool::parse_pool_url(placed_pool_url_);
+        if (over.ns != placed_url.ns)
+            throw UsageError("--pool " + opt.pool + ": namespace '" + over.ns + "', but the pool parts of " + opt.placed +
+                                 " are in namespace '" + placed_url.ns + "'",
+                             "give the seeds with the artifact's namespace: redis://HOST:PORT[,HOST:PORT...]/" + placed_url.ns);
+        pool_url_ = pool_options_.url = over.text;
+    }
     if (!opt.no_verify) checked_ = placed::check_parts(*placed_, !opt.verify);
     check_ns_ = now_ns() - t0;
 }
@@ -104,12 +124,19 @@ restore::MappingPlan Context::build_plan(const Options& opt, const std::string& 
 
 void Context::emit(const Options& opt, const nlohmann::json& j, const std::vector<std::string>& lines) const {
     // Written atomically (temp, fsync, rename) like every report, or to stdout.
+    // Every front-end's report says which pool its pool parts were read from.
     if (opt.common.json) {
-        cli::print_report(opt.common.output, j);
+        nlohmann::json out = j;
+        if (!pool_url_.empty()) {
+            out["pool_url"] = pool_url_;
+            out["placed_pool_url"] = placed_pool_url_;
+        }
+        cli::print_report(opt.common.output, out);
         return;
     }
     std::string text;
     for (const auto& l : lines) text += l + "\n";
+    if (!opt.pool.empty()) text += "pool parts read from " + pool_url_ + " (the placed artifact names " + placed_pool_url_ + ")\n";
     cli::print_report(opt.common.output, text);
 }
 
@@ -135,7 +162,7 @@ int run_materialize(const Options& opt, Context& ctx) {
     const uint64_t t0 = now_ns();
     cli::Progress progress("materializing", r.image().pages());
     // The parts were checked by the Context already (unless --no-verify).
-    auto res = placed::materialize(r, opt.materialize, false, [&](uint64_t done) { progress.update(done); });
+    auto res = placed::materialize(r, opt.materialize, false, [&](uint64_t done) { progress.update(done); }, ctx.pool_options());
     progress.finish();
     const uint64_t t1 = now_ns();
     // Warm the loading set into the page cache, first-touch order: pread of each hot extent.

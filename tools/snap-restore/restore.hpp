@@ -40,6 +40,7 @@ struct Options {
     std::string granule;  // "" = granule_bytes() below
     std::string pool_cache = "256M";   // pool parts: decoded chunks kept in memory
     uint32_t pool_prefetch = 16;       // pool parts: chunks read ahead after a miss
+    std::string pool;                  // pool parts: read from this URL's seeds ("" = the manifest's)
     double accept_timeout_s = 60;
     std::vector<std::string> allow_uids;  // --serve: peers of these users (names or uids) are served too
 };
@@ -62,7 +63,7 @@ public:
     // on a virtio disk, and most mispredicted touches use one page of it), never below a page;
     // --granule as given.
     uint64_t granule_bytes(const Options& opt) const;
-    // How pool parts are read (--pool-cache, --pool-prefetch).
+    // How pool parts are read (--pool-cache, --pool-prefetch, --pool).
     pool::ReadOptions pool_options() const { return pool_options_; }
     // The plan for --exec (and --dry-run), under the mapping budget.
     restore::MappingPlan build_plan(const Options& opt, const std::string& image_path) const;
@@ -76,6 +77,7 @@ private:
     uint64_t check_ns_ = 0;
     bool no_verify_ = false;
     pool::ReadOptions pool_options_;
+    std::string pool_url_, placed_pool_url_;  // the pool URL read from, and the one the manifest names
 };
 
 // Front-ends (exec.cpp, serve.cpp, restore.cpp).
