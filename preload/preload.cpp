@@ -46,6 +46,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdarg>
@@ -345,7 +346,7 @@ struct Helper {  // huge regions and the in-place populate, while snap-restore i
     char* base;
     uint64_t first, npages;
     int prot, flags;
-    uint64_t ns[4] = {}, bytes_copied = 0, n_ops = 0, populated = 0, t_ops = 0, t_pop = 0;
+    uint64_t ns[4] = {}, bytes_copied = 0, n_ops = 0, populated = 0, windows = 0, t_ops = 0, t_pop = 0;
 };
 
 void helper_main(void* arg) {
@@ -355,14 +356,29 @@ void helper_main(void* arg) {
     lay_ops(h->base, h->first, h->npages, h->prot, h->flags, -1, h->ns, h->bytes_copied, h->n_ops);  // huge regions
     h->t_ops = now_ns() - t0;
     // Map the in-place pages of the base (tiered's RO pages in the layout file) into the page
-    // table: one MADV_POPULATE_READ per run instead of a fault per page (a sparse layout file
-    // gives fault-around no neighbours). Only pages the file holds: a hole would fault.
-    if (plan.base == snap::restore::Base::file)
+    // table before the guest runs. One read of one in-place page per 64 KiB window: its fault
+    // maps every page the file holds in that window (fault-around skips the holes, which stay
+    // for userfaultfd). Measured on a sparse tmpfs file: 0.2-0.4 µs a page, against 0.55-1.6
+    // for one MADV_POPULATE_READ per run (runs of 1-2 pages: the call is the cost). A page
+    // fault-around leaves out (a window cut by a page-table boundary) is mapped by its first
+    // touch, the same way. Only pages the file holds are read: a hole would fault to us.
+    if (plan.base == snap::restore::Base::file) {
+        constexpr uint64_t kWindow = 64 * 1024;  // fault_around_bytes, the kernel's default
+        std::vector<uint64_t> firsts;             // the first in-place page of each window touched
+        const uint64_t per = std::max<uint64_t>(1, kWindow / ps);
         for (const auto& sp : plan.in_place) {
             const uint64_t a = std::max(sp.first_page, h->first), e = std::min(sp.end_page(), h->first + h->npages);
-            if (a >= e) continue;
-            if (syscall(SYS_madvise, h->base + (a - h->first) * ps, (e - a) * ps, MADV_POPULATE_READ) == 0) h->populated += e - a;
+            for (uint64_t p = a; p < e; p = (p / per + 1) * per) firsts.push_back(p);
+            if (a < e) h->populated += e - a;
         }
+        std::sort(firsts.begin(), firsts.end());
+        firsts.erase(std::unique(firsts.begin(), firsts.end(), [&](uint64_t x, uint64_t y) { return x / per == y / per; }), firsts.end());
+        volatile const char* base = h->base;
+        char sink = 0;
+        for (uint64_t p : firsts) sink ^= base[(p - h->first) * ps];
+        (void)sink;
+        h->windows = firsts.size();
+    }
     h->t_pop = now_ns() - t0 - h->t_ops;
 }
 
@@ -460,6 +476,7 @@ void apply_uffd(char* base, size_t len, off_t off, int prot, int flags) {
         rep["initial_mappings"] = 0;
         rep["final_mappings"] = 0;
         rep["populated_pages"] = helper.populated;
+        rep["populate_faults"] = helper.windows;
         rep["phases_ns"] = {{"map", t_map - t0}, {"uffd", t_sent - t_map}, {"copy", helper.t_ops}, {"populate", helper.t_pop},
                             {"server_wait", t1 - t_helper}, {"eager", t1 - t_sent}, {"total", t1 - t0}};
         rep["ready_ns"] = t1 - g->start_ns;
