@@ -20,7 +20,9 @@
 //                             its userfaultfd to a UFFD handler (one JSON array of regions +
 //                             the descriptor as SCM_RIGHTS). snap-restore installs the eager
 //                             pages and answers with one byte; only then does mmap() return,
-//                             so the VMM cannot run the guest before its hot pages are there.
+//                             so the VMM cannot run the guest before its hot pages are there
+//                             (SNAPRESTORE_OVERLAP=1, --overlap: mmap() returns at once, and a
+//                             touch of a page not installed yet waits for it on the userfaultfd).
 //                             snap-restore then serves every other first touch. A thread
 //                             here watches the socket: if snap-restore dies, the VMM is
 //                             stopped (exit 1) rather than left hanging on a fault nobody
@@ -49,10 +51,14 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -73,6 +79,7 @@ struct State {
     std::string report_path;
     std::string uffd_socket;  // uffd mode: where snap-restore's fault server listens
     bool record = false;      // snap-restore --record: register write-protect too
+    bool overlap = false;     // snap-restore --overlap: mmap() returns before the eager installs are done
     MappingPlan plan;
     std::mutex mu;
     nlohmann::json report = nlohmann::json::object();
@@ -122,6 +129,8 @@ void write_report() {
             r["drain"] = {{"fetched_pages", g->drain_pages.load()}, {"elapsed_ns", g->drain_ns.load()}, {"done", g->drain_done.load()}};
         text = r.dump() + "\n";
     }
+    static std::mutex file_mu;  // the report thread, die() and the destructor may all write it
+    std::lock_guard<std::mutex> lk(file_mu);
     std::string tmp = g->report_path + ".tmp";
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) return;
@@ -168,6 +177,77 @@ uint64_t max_map_count() {
     return n > 0 ? std::strtoull(buf, nullptr, 10) : 65530;
 }
 
+// Threads started when the library loads (the VMM's start), each waiting for one job: the
+// first thread a process creates costs 350-430 µs here (its stack, TLS and clone), which inside
+// mmap() would be on the restore's critical path. A job runs on a waiting thread; with none
+// left, on a new one. Jobs: the report written after the plan is applied, the watcher of
+// snap-restore's socket, the prefetch and drain, the in-place pages under --overlap.
+class Standby {
+public:
+    void start(unsigned threads) {
+        for (unsigned i = 0; i < threads; ++i) {
+            pthread_t th;
+            if (!spawn(&th, &Standby::loop, this)) break;
+            std::lock_guard<std::mutex> lk(mu_);
+            ++waiting_;
+        }
+    }
+    void run(std::function<void()> job) {
+        {
+            std::lock_guard<std::mutex> lk(mu_);
+            if (waiting_ > 0) {
+                --waiting_;
+                jobs_.push_back(std::move(job));
+                cv_.notify_one();
+                return;
+            }
+        }
+        auto* j = new std::function<void()>(std::move(job));
+        pthread_t th;
+        if (!spawn(&th, [](void* p) -> void* {
+                std::unique_ptr<std::function<void()>> own(static_cast<std::function<void()>*>(p));
+                (*own)();
+                return nullptr;
+            }, j)) {
+            delete j;
+            die("cannot start a thread");
+        }
+    }
+
+private:
+    static bool spawn(pthread_t* th, void* (*fn)(void*), void* arg) {
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        const bool ok = pthread_create(th, &attr, fn, arg) == 0;
+        pthread_attr_destroy(&attr);
+        return ok;
+    }
+    static void* loop(void* arg) {
+        auto* self = static_cast<Standby*>(arg);
+        // SCHED_BATCH: woken for a job, the thread does not preempt the VMM's thread that woke
+        // it (on a busy CPU a woken normal thread runs first, and the VMM's mmap() would wait
+        // for the job it meant to leave behind).
+        sched_param sp{};
+        pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
+        std::function<void()> job;
+        {
+            std::unique_lock<std::mutex> lk(self->mu_);
+            self->cv_.wait(lk, [&] { return !self->jobs_.empty(); });
+            job = std::move(self->jobs_.front());
+            self->jobs_.pop_front();
+        }
+        t_inside = true;  // a job's own mmap() calls are not the VMM's
+        job();
+        return nullptr;
+    }
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::deque<std::function<void()>> jobs_;
+    unsigned waiting_ = 0;
+};
+Standby* g_standby = nullptr;
+
 struct Background {
     std::vector<std::pair<char*, size_t>> spans;  // addresses to populate
     bool drain = false;
@@ -209,15 +289,7 @@ void start_background(char* base, uint64_t first_page, uint64_t pages_in_map,
         uint64_t a = std::max(s.first_page, first_page), e = std::min(s.first_page + s.pages, first_page + pages_in_map);
         if (a < e) b->spans.push_back({base + (a - first_page) * ps, (e - a) * ps});
     }
-    pthread_t th;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&th, &attr, background_main, b) != 0) {
-        delete b;
-        die("cannot start the prefetch thread");
-    }
-    pthread_attr_destroy(&attr);
+    g_standby->run([b] { background_main(b); });
 }
 
 // Lay the plan's ops over [base, base+npages pages) (image pages from `first` on): map ops
@@ -337,7 +409,7 @@ void apply(char* base, size_t len, off_t off, int prot, int flags, int image_fd)
         r["phases_ns"] = {{"anon", ns[1]}, {"copy", ns[2]}, {"map", ns[3]}, {"total", t1 - t0}};
         r["ready_ns"] = t1 - g->start_ns;  // from library load to the plan applied
     }
-    write_report();
+    g_standby->run(write_report);  // off the VMM's path (150 µs here: a file written and renamed)
     start_background(base, first, npages, plan.prefetch, false);
     start_background(base, first, npages, plan.drain, true);
 }
@@ -349,35 +421,60 @@ struct Helper {  // huge regions and the in-place populate, while snap-restore i
     uint64_t ns[4] = {}, bytes_copied = 0, n_ops = 0, populated = 0, windows = 0, t_ops = 0, t_pop = 0;
 };
 
-void helper_main(void* arg) {
-    auto* h = static_cast<Helper*>(arg);
+// Map the in-place pages of the base (tiered's RO pages in the layout file) into the page
+// table before the guest runs. One read of one in-place page per 64 KiB window: its fault
+// maps every page the file holds in that window (fault-around skips the holes, which stay for
+// userfaultfd). Measured on a sparse tmpfs file: 0.2-0.4 µs a page, against 0.55-1.6 for one
+// MADV_POPULATE_READ per run (runs of 1-2 pages: the call is the cost). A page fault-around
+// leaves out (a window cut by a page-table boundary) is mapped by its first touch, the same
+// way. Only pages the file holds are read: a hole would fault to snap-restore.
+struct InPlace {
+    const volatile char* base;
+    uint64_t first, page_size;
+    std::vector<uint64_t> windows;  // the first in-place page of each window holding some
+    void touch() const {
+        char sink = 0;
+        for (uint64_t p : windows) sink ^= base[(p - first) * page_size];
+        (void)sink;
+    }
+};
+
+InPlace in_place_windows(const Helper& h) {
     const MappingPlan& plan = g->plan;
-    const uint64_t ps = plan.page_size, t0 = now_ns();
+    InPlace ip{h.base, h.first, plan.page_size, {}};
+    if (plan.base != snap::restore::Base::file) return ip;
+    constexpr uint64_t kWindow = 64 * 1024;  // fault_around_bytes, the kernel's default
+    const uint64_t per = std::max<uint64_t>(1, kWindow / plan.page_size);
+    for (const auto& sp : plan.in_place) {
+        const uint64_t a = std::max(sp.first_page, h.first), e = std::min(sp.end_page(), h.first + h.npages);
+        for (uint64_t p = a; p < e; p = (p / per + 1) * per) ip.windows.push_back(p);
+    }
+    std::sort(ip.windows.begin(), ip.windows.end());
+    ip.windows.erase(std::unique(ip.windows.begin(), ip.windows.end(), [&](uint64_t x, uint64_t y) { return x / per == y / per; }),
+                     ip.windows.end());
+    return ip;
+}
+
+// The preload's share of the eager phase while snap-restore installs: the huge regions (laid
+// over the registered mapping: always before mmap() returns, or a guest write could land in
+// the mapping they replace), then the in-place pages (with --overlap on their own thread:
+// mapping a page the file holds is safe at any time).
+void helper_main(Helper* h) {
+    const MappingPlan& plan = g->plan;
+    const uint64_t t0 = now_ns();
     lay_ops(h->base, h->first, h->npages, h->prot, h->flags, -1, h->ns, h->bytes_copied, h->n_ops);  // huge regions
     h->t_ops = now_ns() - t0;
-    // Map the in-place pages of the base (tiered's RO pages in the layout file) into the page
-    // table before the guest runs. One read of one in-place page per 64 KiB window: its fault
-    // maps every page the file holds in that window (fault-around skips the holes, which stay
-    // for userfaultfd). Measured on a sparse tmpfs file: 0.2-0.4 µs a page, against 0.55-1.6
-    // for one MADV_POPULATE_READ per run (runs of 1-2 pages: the call is the cost). A page
-    // fault-around leaves out (a window cut by a page-table boundary) is mapped by its first
-    // touch, the same way. Only pages the file holds are read: a hole would fault to us.
-    if (plan.base == snap::restore::Base::file) {
-        constexpr uint64_t kWindow = 64 * 1024;  // fault_around_bytes, the kernel's default
-        std::vector<uint64_t> firsts;             // the first in-place page of each window touched
-        const uint64_t per = std::max<uint64_t>(1, kWindow / ps);
-        for (const auto& sp : plan.in_place) {
-            const uint64_t a = std::max(sp.first_page, h->first), e = std::min(sp.end_page(), h->first + h->npages);
-            for (uint64_t p = a; p < e; p = (p / per + 1) * per) firsts.push_back(p);
-            if (a < e) h->populated += e - a;
-        }
-        std::sort(firsts.begin(), firsts.end());
-        firsts.erase(std::unique(firsts.begin(), firsts.end(), [&](uint64_t x, uint64_t y) { return x / per == y / per; }), firsts.end());
-        volatile const char* base = h->base;
-        char sink = 0;
-        for (uint64_t p : firsts) sink ^= base[(p - h->first) * ps];
-        (void)sink;
-        h->windows = firsts.size();
+    auto ip = std::make_unique<InPlace>(in_place_windows(*h));
+    h->windows = ip->windows.size();
+    for (const auto& sp : plan.in_place) {
+        const uint64_t a = std::max(sp.first_page, h->first), e = std::min(sp.end_page(), h->first + h->npages);
+        if (plan.base == snap::restore::Base::file && a < e) h->populated += e - a;
+    }
+    if (g->overlap && !ip->windows.empty()) {
+        std::shared_ptr<InPlace> later(std::move(ip));
+        g_standby->run([later] { later->touch(); });
+    } else {
+        ip->touch();
     }
     h->t_pop = now_ns() - t0 - h->t_ops;
 }
@@ -450,16 +547,14 @@ void apply_uffd(char* base, size_t len, off_t off, int prot, int flags) {
     Helper helper{base, uint64_t(off) / ps, len / ps, prot, flags};
     helper_main(&helper);
     const uint64_t t_helper = now_ns();
-    if (int rc = snap::uffd::wire::wait_ready(sock); rc != 0)
-        die(rc == -EPIPE ? "snap-restore closed the fault server before the eager installs were done"
-                         : errno_text("wait for snap-restore", -rc));
+    // --overlap: return now; snap-restore installs while the VMM sets itself up, and a touch of
+    // a page it has not installed yet waits for it (the mapping is registered: nothing is ever
+    // read before it is there). The watcher thread takes the "ready" byte when it comes.
+    if (!g->overlap)
+        if (int rc = snap::uffd::wire::wait_ready(sock); rc != 0)
+            die(rc == -EPIPE ? "snap-restore closed the fault server before the eager installs were done"
+                             : errno_text("wait for snap-restore", -rc));
     const uint64_t t1 = now_ns();
-    pthread_t th;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&th, &attr, watch_server, reinterpret_cast<void*>(intptr_t(sock))) != 0) die("cannot start the watcher thread");
-    pthread_attr_destroy(&attr);
     // The descriptor stays open here too: the VMM's faults wait on it, not read zeros.
     {
         std::lock_guard<std::mutex> lk(g->mu);
@@ -469,7 +564,7 @@ void apply_uffd(char* base, size_t len, off_t off, int prot, int flags) {
         char a[32];
         std::snprintf(a, sizeof a, "0x%llx", static_cast<unsigned long long>(addr));
         rep["mapping"] = {{"address", a}, {"length_bytes", len}, {"offset_bytes", off}, {"shared", false}};
-        rep["uffd"] = {{"socket", g->uffd_socket}, {"write_protect", wp}};
+        rep["uffd"] = {{"socket", g->uffd_socket}, {"write_protect", wp}, {"early_return", g->overlap}};
         rep["base"] = snap::restore::base_name(plan.base);
         rep["applied_ops"] = helper.n_ops;
         rep["copied_bytes"] = helper.bytes_copied;
@@ -481,7 +576,11 @@ void apply_uffd(char* base, size_t len, off_t off, int prot, int flags) {
                             {"server_wait", t1 - t_helper}, {"eager", t1 - t_sent}, {"total", t1 - t0}};
         rep["ready_ns"] = t1 - g->start_ns;
     }
-    write_report();
+    // The report, then the watcher, on a thread started when the library loaded.
+    g_standby->run([sock] {
+        write_report();
+        watch_server(reinterpret_cast<void*>(intptr_t(sock)));
+    });
     const uint64_t npages = len / ps, first = uint64_t(off) / ps;
     start_background(base, first, npages, plan.prefetch, false);
     start_background(base, first, npages, plan.drain, true);
@@ -500,6 +599,7 @@ void strip_env(const char* lib) {
     ::unsetenv("SNAPRESTORE_LIB");
     ::unsetenv("SNAPRESTORE_UFFD");
     ::unsetenv("SNAPRESTORE_RECORD");
+    ::unsetenv("SNAPRESTORE_OVERLAP");
     const char* pre = std::getenv("LD_PRELOAD");
     if (!pre || !lib || !*lib) return;
     std::string in = pre, out, tok;
@@ -528,6 +628,7 @@ __attribute__((constructor)) void snaprestore_init() {
     if (report) g->report_path = report;
     if (const char* u = std::getenv("SNAPRESTORE_UFFD")) g->uffd_socket = u;
     g->record = std::getenv("SNAPRESTORE_RECORD") != nullptr;
+    g->overlap = std::getenv("SNAPRESTORE_OVERLAP") != nullptr;
     std::string lib = std::getenv("SNAPRESTORE_LIB") ? std::getenv("SNAPRESTORE_LIB") : "";
     strip_env(lib.c_str());
     unsigned long long dev = 0, ino = 0;
@@ -552,6 +653,12 @@ __attribute__((constructor)) void snaprestore_init() {
         die(e.what());
     }
     if (g->plan.demand && g->uffd_socket.empty()) die("the plan is served over userfaultfd but SNAPRESTORE_UFFD is not set");
+    g_standby = new Standby;
+    g_standby->start(1 + !g->plan.prefetch.empty() + !g->plan.drain.empty() +
+                     (g->overlap && g->plan.base == snap::restore::Base::file));
+    // A VMM that forks (daemonizes) before mapping guest memory has no standby threads in the
+    // child: there every job starts its own.
+    pthread_atfork(nullptr, nullptr, [] { g_standby = new Standby; });
     g->report = {{"pid", getpid()}, {"strategy", snap::restore::strategy_name(g->plan.strategy)}, {"image_mapped", false},
                  {"image_mappings", 0}, {"plan_mappings", g->plan.mappings}};
     g->active = true;

@@ -518,12 +518,12 @@ void FaultServer::install_share(std::span<const PageRange> ranges, InstallCounts
                     if (p.bytes == 0) return;
                     Result res;
                     if (p.zero() && opt_.use_zeropage) {
-                        res = uffd_.zeropage(at, p.bytes, false);
+                        res = uffd_.zeropage(at, p.bytes, opt_.wake_installs);
                     } else {
                         if (p.zero()) return;  // zeros by copy: left to the serial pass
                         // A source that cannot be read: left to the serial pass, which says so.
                         if (opt_.prefault_source && !populate_source(p.data, p.bytes)) return;
-                        res = uffd_.copy(at, p.data, p.bytes, false, false);
+                        res = uffd_.copy(at, p.data, p.bytes, opt_.wake_installs, false);
                     }
                     for (uint64_t x = at; x < at + res.bytes; x += 4096) state(r, x) = kPresent;
                     (p.zero() ? c.zeroed : c.copied) += res.bytes / 4096;
@@ -610,7 +610,7 @@ uint64_t FaultServer::install(std::span<const PageRange> ranges) {
             uint64_t end = (ar.start + ar.len + R.page_size - 1) / R.page_size * R.page_size;
             for (uint64_t a = start; a < end;) {
                 uint64_t len = std::min(opt_.max_ioctl_bytes, end - a);
-                if (resolve(r, a, len, false, false, true)) a += len;
+                if (resolve(r, a, len, opt_.wake_installs, false, true)) a += len;
                 else drain_events();
             }
         }

@@ -73,6 +73,10 @@ struct ServerOptions {
     uint64_t max_granule_bytes = 256 * 1024;
     uint64_t max_ioctl_bytes = 2 << 20;     // eager installs: bytes per UFFDIO_COPY
     bool use_zeropage = true;               // zero stretches via UFFDIO_ZEROPAGE (else copy zeros)
+    // Eager installs wake the threads waiting on what they install, ioctl by ioctl (the VMM
+    // runs while they are made: --exec --overlap; a fault outside them waits until they are
+    // done). Otherwise they leave the range asleep and install() wakes it once at the end.
+    bool wake_installs = false;
     bool prefault_source = true;            // map source bytes in this process before UFFDIO_COPY
     // Eager installs of 4 KiB pages split over this many threads when the source allows
     // concurrent reads (a 4 KiB install is mostly the kernel allocating the page: it scales).

@@ -59,6 +59,16 @@ PY
   "$BIN/snap-restore" $placed --strategy tiered --image img -q --exec -- "$BIN/maptest" img --offset-pages 1024 > off.out ||
     fail "$placed: offset mapping: $(cat off.out)"
 done
+# --overlap: mmap() returns before the eager installs are done; maptest touches at once, so its
+# first touches race the installs (and wait on the userfaultfd): every page must still be right.
+for s in reap tiered; do
+  "$BIN/snap-restore" m.placed --strategy $s --overlap --image img --json -o ov-$s.json --exec -- \
+    "$BIN/maptest" img --writes 400 --seed 5 > ov-$s.out || fail "--overlap $s: exit $? ($(cat ov-$s.out))"
+  grep -q '"wrong_pages": 0' ov-$s.out || fail "--overlap $s: $(cat ov-$s.out)"
+  python3 -c "
+import json; r=json.load(open('ov-$s.json')); p=r['preload']
+assert p['uffd']['early_return'] and r['eager_bytes'] == r['plan']['eager_pages'] * 4096 > 0, r" || fail "--overlap $s: $(cat ov-$s.json)"
+done
 [ "$(sha256sum img | cut -d' ' -f1)" = "$sum0" ] || fail "the image was written"
 
 # A shared mapping would write the image: the preload ends the process, exit 1, one line.
@@ -81,6 +91,7 @@ expect() {  # expect CODE PATTERN CMD...
 expect 2 "unknown strategy" "$BIN/snap-restore" p.placed --strategy lazy --image img --exec -- true
 expect 2 "choose one front-end" "$BIN/snap-restore" p.placed --strategy reap
 expect 2 "needs --image" "$BIN/snap-restore" p.placed --strategy reap --exec -- true
+expect 2 "overlap works with --exec under" "$BIN/snap-restore" p.placed --strategy faasnap --overlap --image img --exec -- true
 expect 2 "needs --strategy vanilla" "$BIN/snap-restore" p.placed --strategy reap --record x.ls --image img --exec -- true
 expect 2 "works with --serve or --exec" "$BIN/snap-restore" p.placed --record x.ls --materialize m.img
 expect 2 "mappings, more than" "$BIN/snap-restore" p.placed --strategy faasnap --image img --max-mappings 2 --exec -- true

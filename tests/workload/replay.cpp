@@ -14,9 +14,9 @@
 // SCALE x its recorded time (time_ns, relative to the first touch) has passed since the
 // mapping was ready (default: no gaps, the pure memory cost).
 // --window-ms W plays a VMM's own set-up between mapping guest memory and running the guest
-// (QEMU loading device state, Firecracker its snapshot): the first touch waits until W ms
-// after the mapping began, asleep (the CPU is free for a restore's eager work meanwhile), and
-// the window counts in restore_to_last_touch_ns. Default 0: no window, the headline.
+// (QEMU loading device state, Firecracker its snapshot): after mmap() returns, the first touch
+// waits W ms, asleep (the CPU is free meanwhile for eager work that snap-restore --overlap
+// left running), and the window counts in restore_to_last_touch_ns. Default 0: no window.
 // --dram is the floor: an anonymous mapping into which the whole image is pread() first (the
 // copy is reported as ready_ns but the touches then find every page resident).
 // --verify (after the clock stops) compares every touched page and every 61st page of the
@@ -195,7 +195,7 @@ int main(int argc, char** argv) {
     const uint64_t t_ready = now_ns();
     getrusage(RUSAGE_SELF, &ru1);
     if (opt.window_ms > 0) {  // the VMM's own set-up, asleep
-        const uint64_t until = t_map0 + uint64_t(opt.window_ms * 1e6);
+        const uint64_t until = t_ready + uint64_t(opt.window_ms * 1e6);
         for (uint64_t t; (t = now_ns()) < until;) {
             timespec d{time_t((until - t) / 1000000000ull), long((until - t) % 1000000000ull)};
             ::nanosleep(&d, nullptr);

@@ -277,6 +277,7 @@ int run_exec(const Options& opt, Context& ctx) {
         ::setenv("SNAPRESTORE_LIB", lib.c_str(), 1);
         if (plan.demand) ::setenv("SNAPRESTORE_UFFD", sock_file.c_str(), 1);
         if (record) ::setenv("SNAPRESTORE_RECORD", "1", 1);
+        if (opt.overlap && plan.demand) ::setenv("SNAPRESTORE_OVERLAP", "1", 1);
         ::setenv("SNAPRESTORE_IMAGE", (std::to_string(uint64_t(st.st_dev)) + ":" + std::to_string(uint64_t(st.st_ino))).c_str(), 1);
         ::execvp(argv[0], argv.data());
         std::string line = "snap-restore: error: " + opt.command[0] + ": " + std::strerror(errno) + "\n";
@@ -315,6 +316,7 @@ int run_exec(const Options& opt, Context& ctx) {
                 uffd::ServeOptions so;
                 so.server.granule_bytes = granule = record ? r.page_size() : std::max<uint64_t>(ctx.granule_bytes(opt), r.page_size());
                 so.server.use_zeropage = true;
+                so.server.wake_installs = opt.overlap;  // the VMM may already touch what is being installed
                 so.server.record = record;
                 so.server.owner_pid = peer.pid;  // to count faults from KVM's async page-fault workers
                 so.eager = restore::exec_installs(plan);  // the preload fills huge regions itself

@@ -25,6 +25,10 @@ int main(int argc, char** argv) {
     app.add_flag("--layered", opt.layered,
                  "tiered: lay one mapping per run (the older schedule) instead of one mapping of the RO layout file "
                  "with userfaultfd");
+    app.add_flag("--overlap", opt.overlap,
+                 "--exec, reap and tiered: let the VMM's mmap() of guest memory return once it is registered with "
+                 "userfaultfd, and install the eager pages while the VMM sets itself up (a touch of a page not "
+                 "installed yet waits for it)");
     app.add_option("--granule", opt.granule, "bytes resolved around each demand fault (default 16K when COLD is on a file tier or in a pool, else 64K; never below the page size); a sequential scan doubles it per fault up to 256K")
         ->type_name("SIZE");
     app.add_option("--accept-timeout", opt.accept_timeout_s, "--serve: seconds to wait for the VMM to connect (0 = forever)")

@@ -219,6 +219,8 @@ int run(const Options& opt) {
                          "eager work would hide the touches it is meant to record");
     if (opt.drain_cold && opt.strategy != "tiered") throw UsageError("--drain-cold belongs to --strategy tiered");
     if (opt.layered && opt.strategy != "tiered") throw UsageError("--layered belongs to --strategy tiered");
+    if (opt.overlap && (!opt.exec || !opt.record.empty() || (opt.strategy != "tiered" && opt.strategy != "reap")))
+        throw UsageError("--overlap works with --exec under --strategy reap or tiered (the userfaultfd schedules), without --record");
     if (opt.gap_pages == 0) throw UsageError("--gap-pages must be at least 1");
     if (opt.verify && opt.no_verify) throw UsageError("--verify and --no-verify contradict each other");
     Context ctx(opt);
