@@ -25,6 +25,10 @@ int main(int argc, char** argv) {
     app.add_flag("--layered", opt.layered,
                  "tiered: lay one mapping per run (the older schedule) instead of one mapping of the RO layout file "
                  "with userfaultfd");
+    app.add_option("--huge-regions", opt.huge_regions,
+                   "tiered (userfaultfd schedule): fill a 2 MiB region holding at least this many RW pages and no COLD "
+                   "page as one transparent huge page instead of installing its RW pages one by one (0 = never)")
+        ->type_name("PAGES")->capture_default_str();
     app.add_flag("--overlap", opt.overlap,
                  "--exec, reap and tiered: let the VMM's mmap() of guest memory return once it is registered with "
                  "userfaultfd, and install the eager pages while the VMM sets itself up (a touch of a page not "

@@ -93,6 +93,7 @@ restore::MappingPlan Context::build_plan(const Options& opt, const std::string& 
     b.drain_cold = opt.drain_cold;
     b.uffd = !opt.layered;
     b.max_mappings = opt.max_mappings;
+    b.huge_rw_pages = opt.huge_regions;
     if (b.max_mappings == 0) {
         const uint64_t limit = read_sysctl("/proc/sys/vm/max_map_count", 65530);
         b.max_mappings = limit > 8192 ? limit - 4096 : limit / 2;  // the VMM needs its own
