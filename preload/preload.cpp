@@ -177,9 +177,9 @@ uint64_t max_map_count() {
     return n > 0 ? std::strtoull(buf, nullptr, 10) : 65530;
 }
 
-// Threads started when the library loads (the VMM's start), each waiting for one job: the
-// first thread a process creates costs 350-430 µs here (its stack, TLS and clone), which inside
-// mmap() would be on the restore's critical path. A job runs on a waiting thread; with none
+// Threads started when the library loads (the VMM's start), each waiting for one job: creating
+// a process's first thread cost 150-430 µs here (its stack, TLS and clone; the high end measured
+// inside mmap()), which would be on the restore's critical path. A job runs on a waiting thread; with none
 // left, on a new one. Jobs: the report written after the plan is applied, the watcher of
 // snap-restore's socket, the prefetch and drain, the in-place pages under --overlap.
 class Standby {
