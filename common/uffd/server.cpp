@@ -549,13 +549,14 @@ uint64_t FaultServer::install(std::span<const PageRange> ranges) {
     uint64_t total = 0;
     for (const PageRange& pr : ranges) total += pr.pages;
     if (opt_.install_threads > 1 && total >= 256 && ps == 4096 && source_.concurrent_reads()) {
-        // Batches of ~64 pages in the given order, taken one at a time by whichever thread is
+        // Batches of up to 64 pages in the given order, taken one at a time by whichever thread is
         // free. The caller works through them at once; a helper that gets a CPU late (a new
         // thread starts after ~0.1 ms here when the machine is quiet, after milliseconds when
         // the other CPU is busy) takes fewer, or none, and nothing waits for it to start —
         // only for a batch it holds. It is detached: it owns its share of the job, and touches
         // this server only while it holds a batch, which the caller waits for.
         struct Job {
+            std::vector<PageRange> pieces;  // the ranges, long ones cut into 64-page pieces
             std::vector<std::span<const PageRange>> batches;
             std::atomic<size_t> next{0};
             std::atomic<unsigned> in_flight{0};
@@ -563,10 +564,15 @@ uint64_t FaultServer::install(std::span<const PageRange> ranges) {
             std::vector<uint64_t> taken;
         };
         auto job = std::make_shared<Job>();
-        for (size_t from = 0, i = 0; i < ranges.size(); from = i) {
+        constexpr uint64_t kBatch = 64;  // pages
+        for (const PageRange& pr : ranges)  // a long run (a heap written whole) is shared too
+            for (uint64_t at = 0; at < pr.pages; at += kBatch)
+                job->pieces.push_back({pr.first_page + at, std::min(kBatch, pr.pages - at)});
+        const std::span<const PageRange> pieces(job->pieces);
+        for (size_t from = 0, i = 0; i < pieces.size(); from = i) {
             uint64_t pages = 0;
-            while (i < ranges.size() && (pages == 0 || pages + ranges[i].pages <= 64)) pages += ranges[i++].pages;
-            job->batches.push_back(ranges.subspan(from, i - from));
+            while (i < pieces.size() && (pages == 0 || pages + pieces[i].pages <= kBatch)) pages += pieces[i++].pages;
+            job->batches.push_back(pieces.subspan(from, i - from));
         }
         const unsigned n = std::min(opt_.install_threads, 8u);
         job->counts.resize(n);

@@ -274,6 +274,23 @@ TEST_CASE("fault server: a sequential scan doubles the range each fault resolves
     CHECK(s.pages_copied + s.pages_zeroed == 92 + 4);
 }
 
+TEST_CASE("fault server: a long eager run is shared out in 64-page batches, every page right") {
+    if (!uffd_usable()) return;
+    Harness h(1024, 64);
+    FaultServer server(Userfaultfd::create(UFFD_FEATURE_EVENT_REMOVE), h.regions, h.src, {});
+    server.register_regions();
+    std::vector<PageRange> ranges{{0, 700}, {900, 150}, {1060, 20}};  // the second straddles the regions
+    CHECK(server.install(ranges) == 870);
+    Serving serving(server);
+    for (uint64_t p = 0; p < 700; ++p) CHECK(h.matches(h.regions[0], p));
+    for (uint64_t p = 900; p < 1024; ++p) CHECK(h.matches(h.regions[0], p));
+    for (uint64_t p = 0; p < 26; ++p) CHECK(h.matches(h.regions[1], p));
+    for (uint64_t p = 36; p < 56; ++p) CHECK(h.matches(h.regions[1], p));
+    CHECK(server.stats().faults == 0);
+    CHECK(server.stats().eager_pages_copied + server.stats().eager_pages_zeroed == 870);
+    CHECK(server.stats().eexist == 0);
+}
+
 TEST_CASE("fault server: eager install, then no faults") {
     if (!uffd_usable()) return;
     Harness h(40, 24);
