@@ -15,6 +15,12 @@
 //   fcclient make-image IMG --mib 48 [--zero-percent 40] [--seed 1]
 //   fcclient --socket S --image IMG [--regions-mib 32,16] [--threads 2] [--write-percent 30]
 //            [--order random|seq] [--balloon-mib 4] [--legacy-field] [--huge-pages] [--json]
+//            [--touch-list FILE]
+//
+// --touch-list FILE: the guest touches only these pages, in this order, on one thread —
+// `snap-stat --list LOADSET` lines "PAGE ACCESS RANK TIME_NS" (ACCESS with W: a write), taken
+// in RANK order — as bench/restore's replay does under --exec; handshake_to_touched_ns is then
+// a --serve restore's handshake-to-last-touch. Every page is still checked afterwards.
 //
 // --huge-pages: guest memory of 2 MiB huge pages (MAP_HUGETLB, as Firecracker's
 // huge_pages: 2M), page_size 2 MiB in the message; regions must be multiples of 2 MiB and
@@ -106,7 +112,7 @@ int open_userfaultfd() {
 
 int main(int argc, char** argv) {
     CLI::App app{"Firecracker's side of the UFFD backend protocol, for testing a page-fault handler", "fcclient"};
-    std::string socket_path, image_path, regions_mib = "32,16", order = "random";
+    std::string socket_path, image_path, regions_mib = "32,16", order = "random", touch_list;
     unsigned threads = 2, write_percent = 30, balloon_mib = 4;
     bool legacy = false, json = false, huge = false;
     unsigned delay_ms = 0;
@@ -121,6 +127,7 @@ int main(int argc, char** argv) {
     app.add_flag("--legacy-field", legacy, "Send page_size_kib (older Firecracker) instead of page_size");
     app.add_flag("--huge-pages", huge, "Guest memory of 2 MiB huge pages (MAP_HUGETLB), page_size 2 MiB in the message");
     app.add_flag("--json", json, "Print the figures as one JSON object");
+    app.add_option("--touch-list", touch_list, "Touch only these pages, in order, on one thread (snap-stat --list of a loading set)");
     auto* mk = app.add_subcommand("make-image", "Write a deterministic test image (data and zero pages)");
     std::string mk_path;
     uint64_t mk_mib = 48, mk_seed = 1;
@@ -237,9 +244,35 @@ int main(int argc, char** argv) {
 
     // The guest: T threads touch every page once, in random (or address) order.
     std::vector<std::pair<uint8_t*, uint64_t>> pages;  // address, image offset
-    for (const Region& r : regions)
-        for (uint64_t o = 0; o < r.size; o += kPage) pages.push_back({r.base + o, r.offset + o});
-    if (order == "random") std::shuffle(pages.begin(), pages.end(), std::mt19937_64(42));
+    std::vector<bool> listed_write;                    // --touch-list: the page's first touch writes
+    if (!touch_list.empty()) {
+        FILE* f = std::fopen(touch_list.c_str(), "r");
+        if (!f) die("open " + touch_list);
+        struct Listed {
+            uint64_t rank, page;
+            bool write;
+        };
+        std::vector<Listed> listed;
+        unsigned long long page = 0, rank = 0, t = 0;
+        char access[8] = {};
+        while (std::fscanf(f, "%llu %7s %llu %llu", &page, access, &rank, &t) == 4)
+            listed.push_back({rank, page, std::strchr(access, 'W') != nullptr});
+        std::fclose(f);
+        std::sort(listed.begin(), listed.end(), [](const Listed& a, const Listed& b) { return a.rank < b.rank; });
+        for (const Listed& l : listed) {
+            const uint64_t off = l.page * kPage;
+            for (const Region& r : regions)
+                if (off >= r.offset && off < r.offset + r.size) {
+                    pages.push_back({r.base + (off - r.offset), off});
+                    listed_write.push_back(l.write);
+                }
+        }
+        threads = 1;
+    } else {
+        for (const Region& r : regions)
+            for (uint64_t o = 0; o < r.size; o += kPage) pages.push_back({r.base + o, r.offset + o});
+        if (order == "random") std::shuffle(pages.begin(), pages.end(), std::mt19937_64(42));
+    }
     std::vector<std::vector<uint32_t>> lat(threads);
     std::atomic<uint64_t> writes{0};
     uint64_t t0 = now_ns();
@@ -250,7 +283,7 @@ int main(int argc, char** argv) {
             l.reserve(pages.size() / threads + 1);
             for (size_t i = t; i < pages.size(); i += threads) {
                 uint8_t* p = pages[i].first;
-                bool write = mix(pages[i].second) % 100 < write_percent;
+                bool write = listed_write.empty() ? mix(pages[i].second) % 100 < write_percent : bool(listed_write[i]);
                 uint64_t a = now_ns();
                 if (write) {
                     // A write that keeps the bytes: the fault is a write fault all the same.
