@@ -325,6 +325,7 @@ TEST_CASE("restore plan: tiered fills RW-dense 2 MiB regions as huge pages; both
                                {PageClass::cold, "/p/cold", 0, true, {}}};
     BuildOptions o;
     o.strategy = Strategy::tiered;
+    o.huge_rw_pages = 256;  // on (snap-restore --huge-regions 256; off by default)
     MappingPlan m = build_plan(s, ps, "/img", o);
     REQUIRE(m.demand);
     CHECK(m.huge);

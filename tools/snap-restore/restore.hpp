@@ -32,7 +32,7 @@ struct Options {
     uint64_t max_mappings = 0;         // 0 = vm.max_map_count minus headroom
     bool drain_cold = false;
     bool layered = false;              // tiered: layered mappings instead of the userfaultfd schedule
-    uint64_t huge_regions = 256;       // tiered: fill a 2 MiB region with at least this many RW pages as one huge page (0 = never)
+    uint64_t huge_regions = 0;         // tiered: fill a 2 MiB region with at least this many RW pages as one huge page (0 = never)
     bool overlap = false;              // --exec, userfaultfd schedules: mmap() returns before the eager installs are done
     bool verify = false;               // re-hash every part and the image now, whatever is remembered
     bool no_verify = false;            // check nothing (the named escape)
