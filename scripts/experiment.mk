@@ -71,10 +71,14 @@ $(OUT)/.image.mem.stamp: $(E)/image.args | $(TOOLS) $(OUT)/.dir
 
 # --- record: the function (rwload: maps the image privately, as a VMM does) run with each input,
 # its loading set recorded by page-table scan at its exit (one scan: the order is by address,
-# so a rerun of the same input gives the same pages) ---------------------------------------------
+# so a rerun of the same input gives the same pages). The scan also sees the neighbours that
+# fault-around mapped, which are the pages of the page cache (and not being faulted in by
+# another process at that moment): so the image is read into the cache first, and one
+# recording runs at a time, also under -j; otherwise a rerun can see a few pages fewer ------
 $(OUT)/%.ls: $(E)/input-%.args $(OUT)/image.mem | $(TOOLS) $(OUT)/.dir
-	$(BIN)/snap-record -q --method pagemap --interval 0 --rss-trigger 0 --mem $(OUT)/image.mem -o $@ -- \
-	  $(BIN)/rwload $(OUT)/image.mem $$(cat $<)
+	flock $(OUT)/.record.lock sh -c 'cat "$$1" > /dev/null && shift && exec "$$@"' record $(OUT)/image.mem \
+	  $(BIN)/snap-record -q --method pagemap --interval 0 --rss-trigger 0 \
+	  --mem $(OUT)/image.mem -o $@ -- $(BIN)/rwload $(OUT)/image.mem $$(cat $<)
 
 LOADSETS := $(foreach i,$(INPUTS),$(OUT)/$(i).ls)
 
