@@ -432,6 +432,7 @@ struct InPlace {
     const volatile char* base;
     uint64_t first, page_size;
     std::vector<uint64_t> windows;  // the first in-place page of each window holding some
+    uint64_t pages = 0;             // in-place pages in the mapping
     void touch() const {  // inside mmap(): a read each
         char sink = 0;
         for (uint64_t p : windows) sink ^= base[(p - first) * page_size];
@@ -456,6 +457,7 @@ InPlace in_place_windows(const Helper& h) {
     for (const auto& sp : plan.in_place) {
         const uint64_t a = std::max(sp.first_page, h.first), e = std::min(sp.end_page(), h.first + h.npages);
         for (uint64_t p = a; p < e; p = (p / per + 1) * per) ip.windows.push_back(p);
+        if (a < e) ip.pages += e - a;
     }
     std::sort(ip.windows.begin(), ip.windows.end());
     ip.windows.erase(std::unique(ip.windows.begin(), ip.windows.end(), [&](uint64_t x, uint64_t y) { return x / per == y / per; }),
@@ -468,19 +470,14 @@ InPlace in_place_windows(const Helper& h) {
 // the mapping they replace), then the in-place pages (with --overlap on their own thread:
 // mapping a page the file holds is safe at any time).
 void helper_main(Helper* h) {
-    const MappingPlan& plan = g->plan;
     const uint64_t t0 = now_ns();
     lay_ops(h->base, h->first, h->npages, h->prot, h->flags, -1, h->ns, h->bytes_copied, h->n_ops);  // huge regions
     h->t_ops = now_ns() - t0;
-    auto ip = std::make_unique<InPlace>(in_place_windows(*h));
+    auto ip = std::make_shared<InPlace>(in_place_windows(*h));
     h->windows = ip->windows.size();
-    for (const auto& sp : plan.in_place) {
-        const uint64_t a = std::max(sp.first_page, h->first), e = std::min(sp.end_page(), h->first + h->npages);
-        if (plan.base == snap::restore::Base::file && a < e) h->populated += e - a;
-    }
+    h->populated = ip->pages;
     if (g->overlap && !ip->windows.empty()) {
-        std::shared_ptr<InPlace> later(std::move(ip));
-        g_standby->run([later] { later->populate(); });
+        g_standby->run([ip] { ip->populate(); });
     } else {
         ip->touch();
     }

@@ -338,11 +338,12 @@ void FaultServer::handle_fault(uint64_t addr, uint64_t flags, uint32_t ptid) {
         }
         record_touch(r, page, write);
         AddrRange g = opt_.record ? AddrRange{page, R.page_size} : map_.granule_for(addr, opt_.granule_bytes);
-        if (!opt_.record && opt_.max_granule_bytes > opt_.granule_bytes && seq_bytes_ && page >= seq_end_ &&
-            page < seq_end_ + seq_bytes_ && page + R.page_size <= R.end()) {
-            // A sequential scan: twice the last range, from this page on (readahead).
+        if (!opt_.record && opt_.max_granule_bytes > std::max(opt_.granule_bytes, R.page_size) && page >= seq_end_ &&
+            page < seq_end_ + seq_bytes_) {
+            // A sequential scan: twice the last range, from this page on (readahead; never in a
+            // region of pages as large as the maximum: 2 MiB pages are served one at a time).
             const uint64_t want = std::min(seq_bytes_ * 2, opt_.max_granule_bytes) / R.page_size * R.page_size;
-            g = {page, std::min(std::max<uint64_t>(want, R.page_size), R.end() - page)};
+            g = {page, std::min(want, R.end() - page)};
         }
         seq_end_ = g.start + g.len;
         seq_bytes_ = g.len;

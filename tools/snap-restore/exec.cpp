@@ -84,11 +84,6 @@ nlohmann::json read_report(const std::string& path) {
     return j.is_discarded() ? nlohmann::json(nullptr) : j;
 }
 
-bool on_hugetlbfs(const std::string& path) {
-    struct statfs fs{};
-    return ::statfs(path.c_str(), &fs) == 0 && fs.f_type == HUGETLBFS_MAGIC;
-}
-
 // The page size of the hugetlbfs mount holding path (an absent file: its directory, where its
 // placeholder would be made), 0 when it is not on hugetlbfs.
 uint64_t hugetlbfs_page_bytes(const std::string& path) {
@@ -96,6 +91,8 @@ uint64_t hugetlbfs_page_bytes(const std::string& path) {
     struct statfs fs{};
     return ::statfs(at.c_str(), &fs) == 0 && fs.f_type == HUGETLBFS_MAGIC ? uint64_t(fs.f_bsize) : 0;
 }
+
+bool on_hugetlbfs(const std::string& path) { return hugetlbfs_page_bytes(path) != 0; }
 
 std::string page_size_name(uint64_t bytes) {
     return bytes >= (1u << 20) ? std::to_string(bytes >> 20) + " MiB" : std::to_string(bytes >> 10) + " KiB";
