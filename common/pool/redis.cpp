@@ -10,10 +10,12 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cerrno>
 #include <cstring>
 #include <functional>
@@ -431,7 +433,13 @@ struct RedisCluster::Impl {
             if (r) break;
             if (n.in_pos == n.in_len) {
                 if (n.in.size() < kRead) n.in.resize(kRead);
-                ssize_t got = ::read(c->fd, n.in.data(), n.in.size());
+                ssize_t got = -1;
+                bool asleep = true;  // nothing came while polling: sleep in read()
+                if (n.outstanding == 1) {
+                    got = poll_read(c->fd, n.in);
+                    asleep = got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
+                }
+                if (asleep) got = ::read(c->fd, n.in.data(), n.in.size());
                 if (got < 0 && errno == EINTR) continue;
                 if (got <= 0) {
                     const int e = got == 0 ? 0 : errno;
@@ -452,6 +460,21 @@ struct RedisCluster::Impl {
         }
         --n.outstanding;
         return ReplyPtr(static_cast<redisReply*>(r));
+    }
+
+    // Up to opt.spin_us of non-blocking reads (ClientOptions::spin_us): what it got, or -1 with
+    // errno EAGAIN when nothing came (the caller then sleeps in read()).
+    ssize_t poll_read(int fd, std::vector<char>& in) const {
+        if (opt.spin_us <= 0) {
+            errno = EAGAIN;
+            return -1;
+        }
+        const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(opt.spin_us);
+        for (;;) {
+            ssize_t got = ::recv(fd, in.data(), in.size(), MSG_DONTWAIT);
+            if (got >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) return got;
+            if (std::chrono::steady_clock::now() >= until) return -1;
+        }
     }
 
     // One command, one round trip, on node i.

@@ -55,6 +55,11 @@ private:
 struct ClientOptions {
     int connect_timeout_ms = 2000;
     int io_timeout_ms = 5000;
+    // A lone command (one reply outstanding: a demand fetch, a lock) polls its socket this long
+    // before it sleeps: a sleeping thread on these VMs takes tens of µs to wake, on top of the
+    // server's own. bench/pool_bench.sh, one node, idle cores: a 4 KiB fault's fetch 91-109 µs
+    // asleep, 61-72 µs with 100-200 µs of polling. 0 = sleep at once.
+    int spin_us = 100;
 };
 
 // Hash slots (Redis Cluster spec): CRC16/XMODEM of the key, or of the first non-empty
