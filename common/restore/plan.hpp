@@ -167,8 +167,12 @@ MappingPlan build_plan(const SplitPlan& split, std::span<const PartRef> parts, c
 std::vector<PageSpan> serve_installs(const MappingPlan& plan);
 
 // What --exec's fault server installs (eager minus the pages the preload fills itself: huge
-// regions), and what it must treat as present (in place, and the huge regions).
-std::vector<PageSpan> exec_installs(const MappingPlan& plan);
+// regions), and what it must treat as present (in place, and the huge regions). With
+// `before_guest` (the VMM waits in mmap() until every install is done: no --overlap) the order
+// cannot matter, so the spans come in address order, adjacent ones merged: pages the guest
+// first touched apart, but that lie side by side, take one UFFDIO_COPY (a shuffled working set
+// otherwise costs an ioctl a page).
+std::vector<PageSpan> exec_installs(const MappingPlan& plan, bool before_guest = false);
 std::vector<PageSpan> exec_present(const MappingPlan& plan);
 
 // Mappings the ops produce over [0, image_pages): runs that the kernel merges (anonymous

@@ -31,7 +31,11 @@ bool uffd_mappable(const std::string& path) {
 void* private_buffer(uint64_t bytes, const std::string& what) {
     void* m = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) throw_errno("mmap anonymous for " + what);
-    (void)::madvise(m, bytes, MADV_HUGEPAGE);  // advice only
+    // 4 KiB pages, not transparent huge pages: a THP's first fault takes a whole free 2 MiB
+    // block, which hosts with free page reporting have handed back to the hypervisor (0.2-6.5 ms
+    // to get it back here). reap reading a 512 MiB working set: 263-1339 ms with THP, 497-633
+    // without (bench/restore_scale.sh 1). Advice only.
+    (void)::madvise(m, bytes, MADV_NOHUGEPAGE);
     return m;
 }
 }  // namespace

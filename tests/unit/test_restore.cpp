@@ -360,6 +360,27 @@ TEST_CASE("restore plan: tiered fills RW-dense 2 MiB regions as huge pages; both
     CHECK(flat.ops.empty());
     CHECK(flat.mappings == 1);
     CHECK(exec_installs(flat) == flat.eager);
+    // Before the guest runs (no --overlap) the same pages, in address order, adjacent spans merged.
+    std::vector<PageSpan> sorted = flat.eager;
+    std::sort(sorted.begin(), sorted.end(), [](const PageSpan& x, const PageSpan& y) { return x.first_page < y.first_page; });
+    const auto before = exec_installs(flat, true);
+    uint64_t total = 0, want = 0;
+    for (size_t i = 0; i < before.size(); ++i) {
+        total += before[i].pages;
+        if (i > 0) CHECK(before[i].first_page > before[i - 1].end_page());  // ordered, disjoint, not adjacent
+    }
+    for (const auto& sp : flat.eager) want += sp.pages;
+    CHECK(total == want);
+    CHECK(before.front().first_page == sorted.front().first_page);
+    CHECK(before.back().end_page() == sorted.back().end_page());
+}
+
+TEST_CASE("restore plan: installs before the guest runs come in address order, touched-apart neighbours merged") {
+    MappingPlan m;
+    m.image_pages = 64;
+    m.eager = {{10, 2}, {4, 3}, {12, 1}, {7, 1}, {30, 4}, {20, 1}};  // first-touch order
+    CHECK(exec_installs(m) == m.eager);                               // --overlap: kept as is
+    CHECK(exec_installs(m, true) == std::vector<PageSpan>{{4, 4}, {10, 3}, {20, 1}, {30, 4}});
 }
 
 TEST_CASE("restore plan: tiered with RO in a pool installs RO eagerly after RW, everything else on demand") {
