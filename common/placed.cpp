@@ -102,6 +102,28 @@ const char* compression_name(Compression c) {
 // ---------------------------------------------------------------------------------------------
 // Manifest
 
+PoolUrls resolve_pool_url(const PlacedReader& r, const std::string& override_url, const std::string& option) {
+    PoolUrls u;
+    for (const auto& p : r.parts()) {
+        const std::string url = pool_url_of(p);
+        if (url.empty()) continue;
+        if (!override_url.empty() && !u.placed.empty() && url != u.placed)
+            throw UsageError(option + " " + override_url + ": " + r.name() + " names two pools (" + u.placed + ", " + url + "), " +
+                             option + " stands for one");
+        u.placed = url;
+    }
+    u.used = u.placed;
+    if (override_url.empty()) return u;
+    if (u.placed.empty()) throw UsageError(option + " " + override_url + ": " + r.name() + " has no part in a pool");
+    const pool::PoolUrl over = pool::parse_pool_url(override_url), placed_url = pool::parse_pool_url(u.placed);
+    if (over.ns != placed_url.ns)
+        throw UsageError(option + " " + override_url + ": namespace '" + over.ns + "', but the pool parts of " + r.name() +
+                             " are in namespace '" + placed_url.ns + "'",
+                         "give the seeds with the artifact's namespace: redis://HOST:PORT[,HOST:PORT...]/" + placed_url.ns);
+    u.used = over.text;
+    return u;
+}
+
 std::string pool_url_of(const Part& part) {
     if (part.compression != Compression::chunks) return {};
     auto hash = part.path.find('#');
@@ -477,8 +499,8 @@ void PartSource::pread(uint64_t offset, size_t len, std::byte* dst) const {
     }
 }
 
-void check_part(const Part& part, const std::function<void(uint64_t)>& progress) {
-    PartSource src(part);
+void check_part(const Part& part, const std::function<void(uint64_t)>& progress, const pool::ReadOptions& pool_options) {
+    PartSource src(part, pool_options);
     hash::Xxh3Stream h;
     if (part.compression == Compression::none) {
         auto m = src.mapped();
@@ -990,7 +1012,7 @@ PlaceResult place(const SplitReader& split, const PlaceRequest& req, const std::
 // ---------------------------------------------------------------------------------------------
 // snap-stat
 
-nlohmann::json pool_view(const PlacedReader& r) {
+nlohmann::json pool_view(const PlacedReader& r, const std::string& use_url) {
     nlohmann::json parts = nlohmann::json::array();
     std::unique_ptr<pool::ChunkStore> store;
     std::string url;
@@ -1000,7 +1022,7 @@ nlohmann::json pool_view(const PlacedReader& r) {
     for (auto& p : r.parts()) {
         if (p.compression != Compression::chunks) continue;
         if (!store) {
-            url = pool_url_of(p);
+            url = use_url.empty() ? pool_url_of(p) : use_url;
             store = std::make_unique<pool::ChunkStore>(pool::parse_pool_url(url));
             for (auto& m : store->list()) {
                 ++manifests;

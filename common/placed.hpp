@@ -83,6 +83,18 @@ uint64_t write_manifest(const SplitPlan& plan, const Manifest& m, uint64_t paren
 // The pool URL a pool part's name starts with ("" for other parts).
 std::string pool_url_of(const Part& part);
 
+class PlacedReader;
+
+// The pool an artifact's pool parts are read from: `placed`, the URL its parts name (the seeds it
+// was placed with; "" when no part is in a pool), and `used`, the same pool as this host reaches
+// it — `override_url` when given (other seeds, the same namespace, so the same chunk keys), else
+// `placed`. `option` names the flag for the errors: UsageError when the override is given to an
+// artifact without pool parts, to one whose parts name two pools, or in another namespace.
+struct PoolUrls {
+    std::string placed, used;
+};
+PoolUrls resolve_pool_url(const PlacedReader& r, const std::string& override_url, const std::string& option);
+
 // A parsed and cross-checked placed artifact. Part files are not opened until asked.
 class PlacedReader {
 public:
@@ -149,7 +161,9 @@ private:
 };
 
 // Read the whole part and compare its XXH3-64 with the manifest. Throws BadInput(part path).
-void check_part(const Part& part, const std::function<void(uint64_t)>& progress = {});  // progress: raw bytes done
+// Pool parts are read from pool_options.url when set (resolve_pool_url), else the URL they name.
+void check_part(const Part& part, const std::function<void(uint64_t)>& progress = {},
+                const pool::ReadOptions& pool_options = {});  // progress: raw bytes done
 // The same for a part's image-order layout file (its pages read in the plan's extent order).
 void check_layout(const Part& part, const SplitPlan& plan);
 // Every part and every layout file of the artifact (pool parts excepted). With `remembered`, a file whose stat
@@ -224,7 +238,7 @@ PlaceResult place(const SplitReader& split, const PlaceRequest& req, const std::
 // snap-stat --pool: the pool's side of a placed artifact's pool parts, asked of the pool now:
 // per part, its chunks present and missing there, and how many of them other registered
 // manifests also name (the deduplication: the bytes this snapshot alone costs the pool).
-nlohmann::json pool_view(const PlacedReader& r);
+nlohmann::json pool_view(const PlacedReader& r, const std::string& url = {});  // url: resolve_pool_url's `used`
 
 // snap-stat's view of a placed artifact.
 nlohmann::json describe_placed(const PlacedReader& r);

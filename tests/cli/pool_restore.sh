@@ -131,6 +131,25 @@ mkdir -p nopool && "$BIN/snap-place" -q s.split -o nopool/f.placed > /dev/null |
 "$BIN/snap-restore" nopool/f.placed --pool "$UQ" --materialize m.img 2> np.err
 code=$?
 [ $code = 2 ] && grep -q "has no part in a pool" np.err || fail "--pool without pool parts: exit $code ($(cat np.err))"
+# snap-stat reaches the same pool at the other address too (--pool-url, for --verify and --pool):
+# without it the stopped server is named; with it every chunk is read and checked from there.
+"$BIN/snap-stat" --verify pl.placed > sv.out 2> sv.err && fail "snap-stat --verify read a server that was stopped"
+grep -q "127.0.0.1:$PP" sv.err || fail "snap-stat --verify: the stopped server is not named: $(cat sv.err)"
+"$BIN/snap-stat" --verify --pool --pool-url "$UQ" --json pl.placed > sq.stat 2> sq.err || fail "snap-stat --pool-url: $(cat sq.err)"
+python3 -c "
+import json; j = json.load(open('sq.stat'))
+assert j['verified'] is True and j['pool']['pool_url'] == '$UQ', j
+assert all(p['missing_chunks'] == 0 and p['present_chunks'] == p['distinct_chunks'] > 0 for p in j['pool']['parts']), j" ||
+  fail "snap-stat --pool-url: report $(head -c 2000 sq.stat)"
+"$BIN/snap-stat" --verify --pool-url "redis://127.0.0.1:$PQ/other" pl.placed 2> sns.err
+code=$?
+[ $code = 2 ] && grep -q "namespace 'other'" sns.err || fail "snap-stat --pool-url, another namespace: exit $code ($(cat sns.err))"
+"$BIN/snap-stat" --pool-url "$UQ" pl.placed 2> snv.err
+code=$?
+[ $code = 2 ] && grep -q "goes with --verify or --pool" snv.err || fail "snap-stat --pool-url alone: exit $code ($(cat snv.err))"
+"$BIN/snap-stat" --verify --pool-url "$UQ" s.split 2> sns2.err
+code=$?
+[ $code = 2 ] && grep -q "goes with a placed artifact" sns2.err || fail "snap-stat --pool-url on a split: exit $code ($(cat sns2.err))"
 
 # 2c. A placement whose tiers are all in the pool records no unused default tier (dram,
 # file:<output dir>): into two directories, the same manifest bytes and digest (issue 9).

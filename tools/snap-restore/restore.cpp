@@ -48,24 +48,10 @@ Context::Context(const Options& opt) {
     pool_options_.prefetch_chunks = opt.pool_prefetch;
     // Pool parts name the seeds they were placed with; --pool reads them from other seeds of the
     // same pool (the cluster as this host reaches it): same namespace, so the same chunk keys.
-    for (const auto& p : placed_->parts()) {
-        const std::string url = placed::pool_url_of(p);
-        if (url.empty()) continue;
-        if (!opt.pool.empty() && !placed_pool_url_.empty() && url != placed_pool_url_)
-            throw UsageError("--pool " + opt.pool + ": " + opt.placed + " names two pools (" + placed_pool_url_ + ", " + url +
-                             "), --pool stands for one");
-        placed_pool_url_ = url;
-    }
-    pool_url_ = placed_pool_url_;
-    if (!opt.pool.empty()) {
-        if (placed_pool_url_.empty()) throw UsageError("--pool " + opt.pool + ": " + opt.placed + " has no part in a pool");
-        const pool::PoolUrl over = pool::parse_pool_url(opt.pool), placed_url = pool::parse_pool_url(placed_pool_url_);
-        if (over.ns != placed_url.ns)
-            throw UsageError("--pool " + opt.pool + ": namespace '" + over.ns + "', but the pool parts of " + opt.placed +
-                                 " are in namespace '" + placed_url.ns + "'",
-                             "give the seeds with the artifact's namespace: redis://HOST:PORT[,HOST:PORT...]/" + placed_url.ns);
-        pool_url_ = pool_options_.url = over.text;
-    }
+    const placed::PoolUrls urls = placed::resolve_pool_url(*placed_, opt.pool, "--pool");
+    placed_pool_url_ = urls.placed;
+    pool_url_ = urls.used;
+    if (!opt.pool.empty()) pool_options_.url = urls.used;
     if (!opt.no_verify) checked_ = placed::check_parts(*placed_, !opt.verify);
     check_ns_ = now_ns() - t0;
 }

@@ -22,6 +22,10 @@ int main(int argc, char** argv) {
         ->type_name("FILE|-");
     app.add_flag("--pool", opt.pool,
                  "With a placed artifact: ask its pool which of its chunks are there and which other manifests share");
+    app.add_option("--pool-url", opt.pool_url,
+                   "With a placed artifact and --verify or --pool: reach its pool at these seeds (same namespace) instead of "
+                   "the ones it was placed with")
+        ->type_name("URL");
     app.add_option("--width", opt.width, "Cells a row (default 64 for --map; 128 for --svg, fewer for a small image)")
         ->check(CLI::Range(1u, 1000u));
     app.add_option("--rows", opt.rows, "Rows at most (default 16 for --map, 64 for --svg)")->check(CLI::Range(1u, 10000u));

@@ -697,6 +697,7 @@ void describe(const Options& opt, Opened& in, Sink& out, bool heading) {
     if (in.kind == format::Kind::loadset) {
         const LoadingSet& ls = in.ls;
         if (!opt.mem.empty()) throw UsageError("--mem goes with a split");
+        if (!opt.pool_url.empty()) throw UsageError("--pool-url goes with a placed artifact");
         if (opt.list) {
             if (json) {
                 out.json(with_file(list_loadset_json(ls)));
@@ -731,6 +732,7 @@ void describe(const Options& opt, Opened& in, Sink& out, bool heading) {
     bool pool_missing = false;
     nlohmann::json pool;
     if (in.split) {
+        if (!opt.pool_url.empty()) throw UsageError("--pool-url goes with a placed artifact");
         if (opt.verify) {
             cli::Progress p("verifying page data", 0);
             in.split->verify_data();
@@ -738,12 +740,15 @@ void describe(const Options& opt, Opened& in, Sink& out, bool heading) {
         if (!opt.mem.empty()) verified = verify_against_image(*in.split, opt.mem);
     } else {
         if (!opt.mem.empty()) throw UsageError("--mem goes with a split");
+        const placed::PoolUrls urls = placed::resolve_pool_url(*in.placed, opt.pool_url, "--pool-url");
+        pool::ReadOptions pool_options;
+        pool_options.url = opt.pool_url.empty() ? std::string() : urls.used;
         if (opt.verify) {
             in.placed->artifact().verify_all();
-            for (auto& part : in.placed->parts()) placed::check_part(part);
+            for (auto& part : in.placed->parts()) placed::check_part(part, {}, pool_options);
         }
         if (opt.pool && !opt.list && !opt.map) {
-            pool = placed::pool_view(*in.placed);
+            pool = placed::pool_view(*in.placed, pool_options.url);
             if (pool.is_null()) throw UsageError(name + ": no part of it is in a pool");
             pool_text = "  pool " + pool["pool_url"].get<std::string>() + ": " + std::to_string(pool["registered_manifests"].get<uint64_t>()) +
                         " manifests registered" + (pool["registered"].get<bool>() ? " (this one among them)" : " (not this one)") + "\n";
@@ -840,6 +845,8 @@ int report_failure(const std::string& path, const std::string& what, const std::
 int run(const Options& opt) {
     if (opt.artifacts.empty()) throw UsageError("give an artifact (- for stdin)");
     if (std::count(opt.artifacts.begin(), opt.artifacts.end(), "-") > 1) throw UsageError("stdin (-) can be read only once");
+    if (!opt.pool_url.empty() && !opt.verify && !opt.pool)
+        throw UsageError("--pool-url goes with --verify or --pool", "it names the pool those read a placed artifact's pool parts from");
     if (!opt.svg.empty()) {
         if (opt.artifacts.size() > 1 && !opt.compare)
             throw UsageError("--svg draws one artifact, or two with --compare", "give one file, or --svg for each file in turn");

@@ -23,6 +23,7 @@ struct Options {
     bool list = false;   // one line per page (loading set) or per run (split)
     bool map = false;    // a character picture of the image
     bool pool = false;   // placed: ask the pool about its pool parts (present, shared)
+    std::string pool_url;  // placed, with --verify or --pool: the pool's seeds as this host reaches it
     unsigned width = 0;  // cells per row; 0: 64 for --map, 128 for --svg (fewer for a small image)
     unsigned rows = 0;   // rows at most; 0: 16 for --map, 64 for --svg
 };
