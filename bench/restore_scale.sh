@@ -12,6 +12,9 @@
 # the image instead of its tier (plan.fallback_pages: 0 = every class from its own tier).
 # The system's vm.max_map_count is used as it is, and printed.
 #   bench/restore_scale.sh BIN_DIR [GIB [WORK_DIR]]     RUNS=3 SHM=/dev/shm  (default 8 GiB)
+# WORK_DIR (default BIN_DIR/../bench-restore-scale) keeps the image, its loading set and split
+# for the next run (GIB GiB of disk); the placed parts (about GIB GiB on SHM for RW and RO, the
+# rest on disk) and the runs' tiers are removed at the end, the runs' JSON kept in WORK_DIR/out.
 set -euo pipefail
 bin=$(cd "${1:?usage: restore_scale.sh BIN_DIR [GIB [WORK_DIR]]}" && pwd)
 gib=${2:-8}
