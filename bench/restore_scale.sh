@@ -13,7 +13,7 @@
 # The system's vm.max_map_count is used as it is, and printed.
 #   bench/restore_scale.sh BIN_DIR [GIB [WORK_DIR]]     RUNS=3 SHM=/dev/shm  (default 8 GiB)
 # WORK_DIR (default BIN_DIR/../bench-restore-scale) keeps the image, its loading set and split
-# for the next run (GIB GiB of disk); the placed parts (about GIB GiB on SHM for RW and RO, the
+# for the next run (GIB GiB of disk); the placed parts (RW and RO on SHM, about half the image; the
 # rest on disk) and the runs' tiers are removed at the end, the runs' JSON kept in WORK_DIR/out.
 set -euo pipefail
 bin=$(cd "${1:?usage: restore_scale.sh BIN_DIR [GIB [WORK_DIR]]}" && pwd)
