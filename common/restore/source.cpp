@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <future>
 
 namespace snap::restore {
 
@@ -84,39 +85,157 @@ PlacedSource::~PlacedSource() {
         if (l.data) ::munmap(l.data, l.bytes);
 }
 
-uint64_t PlacedSource::load_hot_parts() {
+namespace {
+// One part file read front to back: O_DIRECT where the file system takes it (open or the first
+// read may refuse: tmpfs before 6.6, an unaligned part offset), buffered otherwise.
+class SequentialFile {
+public:
+    explicit SequentialFile(const std::string& path) : path_(path) {
+        fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);
+        if (fd_ < 0) reopen_buffered();
+    }
+    ~SequentialFile() {
+        if (fd_ >= 0) ::close(fd_);
+    }
+    SequentialFile(const SequentialFile&) = delete;
+    SequentialFile& operator=(const SequentialFile&) = delete;
+    void read(std::byte* dst, uint64_t len, uint64_t at) {
+        while (len) {
+            ssize_t n = ::pread(fd_, dst, len, off_t(at));
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && errno == EINVAL && direct_) {
+                reopen_buffered();
+                continue;
+            }
+            if (n < 0) throw BadInput(path_, std::string("read: ") + std::strerror(errno));
+            if (n == 0) throw BadInput(path_, "part file is truncated");
+            dst += n;
+            at += uint64_t(n);
+            len -= uint64_t(n);
+        }
+    }
+
+private:
+    void reopen_buffered() {
+        if (fd_ >= 0) ::close(fd_);
+        direct_ = false;
+        fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd_ < 0) throw BadInput(path_, std::string("cannot open part file: ") + std::strerror(errno));
+    }
+    std::string path_;
+    int fd_ = -1;
+    bool direct_ = true;
+};
+}  // namespace
+
+uint64_t PlacedSource::install_hot_parts(uffd::FaultServer& server, std::span<const uffd::PageRange> eager,
+                                         uint64_t window_bytes) {
     loaded_parts_.resize(parts_.size());
-    uint64_t total = 0;
+    auto hot = [&](size_t i) {
+        const placed::Part& p = parts_[i]->part();
+        return p.cls != PageClass::cold && p.raw_bytes > 0 && !loaded_parts_[i].data;
+    };
+    // Compressed and pool parts: whole, into private memory (a frame or a chunk is their unit).
     for (size_t i = 0; i < parts_.size(); ++i) {
         const placed::Part& part = parts_[i]->part();
-        if (part.cls == PageClass::cold || part.raw_bytes == 0 || loaded_parts_[i].data) continue;
+        if (!hot(i) || part.compression == placed::Compression::none) continue;
         void* m = private_buffer(part.raw_bytes, part.path);
-        auto* dst = static_cast<std::byte*>(m);
-        if (part.compression != placed::Compression::none) {
-            parts_[i]->read_all(dst);
-        } else {
-            int fd = ::open(part.path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);
-            if (fd < 0) fd = ::open(part.path.c_str(), O_RDONLY | O_CLOEXEC);  // tmpfs: no O_DIRECT
-            if (fd < 0) throw BadInput(part.path, std::string("cannot open part file: ") + std::strerror(errno));
-            uint64_t done = 0;
-            while (done < part.raw_bytes) {
-                ssize_t n = ::pread(fd, dst + done, part.raw_bytes - done, off_t(part.offset + done));
-                if (n < 0 && errno == EINTR) continue;
-                if (n <= 0) {
-                    int e = n < 0 ? errno : 0;
-                    ::close(fd);
-                    ::munmap(m, part.raw_bytes);
-                    throw BadInput(part.path, e ? std::string("read: ") + std::strerror(e) : "part file is truncated");
-                }
-                done += uint64_t(n);
-            }
-            ::close(fd);
+        try {
+            parts_[i]->read_all(static_cast<std::byte*>(m));
+        } catch (...) {
+            ::munmap(m, part.raw_bytes);
+            throw;
         }
-        loaded_parts_[i] = {dst, part.raw_bytes};
-        total += part.raw_bytes;
+        loaded_parts_[i] = {static_cast<std::byte*>(m), part.raw_bytes};
+        loaded_ += part.raw_bytes;
     }
-    loaded_ += total;
-    return total;
+    // The eager set by image page, merged: each window installs only its share of it.
+    std::vector<uffd::PageRange> want(eager.begin(), eager.end());
+    std::sort(want.begin(), want.end(), [](const auto& x, const auto& y) { return x.first_page < y.first_page; });
+    {
+        size_t o = 0;
+        for (const auto& w : want) {
+            if (o && want[o - 1].first_page + want[o - 1].pages >= w.first_page)
+                want[o - 1].pages = std::max(want[o - 1].first_page + want[o - 1].pages, w.first_page + w.pages) - want[o - 1].first_page;
+            else
+                want[o++] = w;
+        }
+        want.resize(o);
+    }
+    // The windows, part by part in file order, and each part's spans in file order.
+    struct Win {
+        size_t part;
+        uint64_t offset, bytes;
+    };
+    std::vector<Win> wins;
+    std::vector<std::vector<const Span*>> by_offset(parts_.size());
+    for (size_t i = 0; i < parts_.size(); ++i) {
+        if (!hot(i) || parts_[i]->part().compression != placed::Compression::none) continue;
+        const uint64_t raw = parts_[i]->part().raw_bytes;
+        for (uint64_t at = 0; at < raw; at += window_bytes) wins.push_back({i, at, std::min(window_bytes, raw - at)});
+    }
+    for (const Span& sp : spans_)
+        if (sp.part >= 0) by_offset[size_t(sp.part)].push_back(&sp);
+    for (auto& v : by_offset)
+        std::sort(v.begin(), v.end(), [](const Span* x, const Span* y) { return x->part_offset < y->part_offset; });
+
+    uint64_t installed = 0;
+    if (!wins.empty()) {
+        struct Buffers {
+            std::byte* b[2] = {nullptr, nullptr};
+            uint64_t bytes;
+            ~Buffers() {
+                for (auto* p : b)
+                    if (p) ::munmap(p, bytes);
+            }
+        } buf{{}, window_bytes};
+        for (auto*& p : buf.b) p = static_cast<std::byte*>(private_buffer(window_bytes, "the working-set windows"));
+        std::vector<std::unique_ptr<SequentialFile>> files(parts_.size());
+        for (const Win& w : wins)
+            if (!files[w.part]) files[w.part] = std::make_unique<SequentialFile>(parts_[w.part]->part().path);
+        auto read_window = [&](size_t k) {
+            const Win& w = wins[k];
+            files[w.part]->read(buf.b[k % 2], w.bytes, parts_[w.part]->part().offset + w.offset);
+        };
+        const uint64_t ps = page_size_;
+        std::future<void> next = std::async(std::launch::async, read_window, size_t{0});
+        for (size_t k = 0; k < wins.size(); ++k) {
+            next.get();  // window k is in buf[k % 2]; window k-1's installs are done with the other
+            if (k + 1 < wins.size()) next = std::async(std::launch::async, read_window, k + 1);
+            const Win& w = wins[k];
+            // The window's pages in file order, cut to the eager set.
+            std::vector<uffd::PageRange> ranges;
+            const auto& sp = by_offset[w.part];
+            auto it = std::upper_bound(sp.begin(), sp.end(), w.offset,
+                                       [](uint64_t off, const Span* s) { return off < s->part_offset; });
+            if (it != sp.begin()) --it;
+            for (; it != sp.end() && (*it)->part_offset < w.offset + w.bytes; ++it) {
+                const Span& s = **it;
+                const uint64_t lo = std::max(s.part_offset, w.offset), hi = std::min(s.part_offset + s.pages * ps, w.offset + w.bytes);
+                if (lo >= hi) continue;
+                uint64_t p0 = s.first_page + (lo - s.part_offset) / ps;
+                const uint64_t p1 = s.first_page + (hi - s.part_offset) / ps;
+                auto e = std::upper_bound(want.begin(), want.end(), p0, [](uint64_t p, const auto& r) { return p < r.first_page; });
+                if (e != want.begin()) --e;
+                for (; e != want.end() && e->first_page < p1; ++e) {
+                    const uint64_t a = std::max(p0, e->first_page), b = std::min(p1, e->first_page + e->pages);
+                    if (a < b) ranges.push_back({a, b - a});
+                }
+            }
+            window_ = {int(w.part), w.offset, w.bytes, buf.b[k % 2]};
+            try {
+                installed += server.install(ranges);
+            } catch (...) {
+                window_ = {};
+                if (next.valid()) next.wait();
+                throw;
+            }
+            window_ = {};
+            loaded_ += w.bytes;
+        }
+    }
+    // What no window held: ZERO pages of the eager set, parts read whole above.
+    return installed + server.install(eager);
 }
 
 void PlacedSource::populate_rw(bool ro) {
@@ -199,6 +318,8 @@ uffd::Piece PlacedSource::read(uint64_t offset, uint64_t max_bytes, std::byte* s
     const uint64_t bytes = std::min<uint64_t>(max_bytes, (s.pages - into) * page_size_);
     if (s.part < 0) return {nullptr, bytes};
     const uint64_t at = s.part_offset + into * page_size_;
+    if (s.part == window_.part && at >= window_.offset && at < window_.offset + window_.bytes)
+        return {window_.data + (at - window_.offset), std::min(bytes, window_.offset + window_.bytes - at)};
     if (size_t(s.part) < loaded_parts_.size() && loaded_parts_[s.part].data) return {loaded_parts_[s.part].data + at, bytes};
     placed::PartSource& src = *parts_[s.part];
     if (pread_[s.part]) {  // a file tier: exactly these bytes, one I/O

@@ -6,11 +6,13 @@
 #pragma once
 #include "common/placed.hpp"
 #include "common/restore/plan.hpp"
+#include "common/uffd/server.hpp"
 #include "common/uffd/source.hpp"
 
 #include <nlohmann/json.hpp>
 
 #include <memory>
+#include <span>
 #include <vector>
 
 namespace snap::restore {
@@ -28,10 +30,16 @@ public:
     uint32_t page_size() const override { return page_size_; }
     uffd::Piece read(uint64_t offset, uint64_t max_bytes, std::byte* scratch) override;
     uint64_t bytes_decompressed() const { return decompressed_; }
-    // REAP's working-set fetch: read the RW and RO parts whole, sequentially (O_DIRECT where
-    // the file system takes it, so the page cache is neither used nor polluted), into private
-    // memory, and serve them from there from now on. Returns the bytes read.
-    uint64_t load_hot_parts();
+    // REAP's working-set fetch and install, for --exec and --serve alike: each hot part (RW,
+    // RO) read once, front to back, in windows of window_bytes (O_DIRECT where the file system
+    // takes it, so the page cache is neither used nor polluted), the next window read while the
+    // pages of this one are installed (server.install: one UFFDIO_COPY per contiguous run).
+    // Hot parts that cannot be read that way (compressed, in a pool) are fetched whole into
+    // private memory first. Then what is left of `eager` (ZERO pages, those parts) is
+    // installed. Memory: two windows, not the working set (a private copy of a 4 GiB working
+    // set costs a fresh page per page before the guest's own). Returns the pages installed.
+    uint64_t install_hot_parts(uffd::FaultServer& server, std::span<const uffd::PageRange> eager,
+                               uint64_t window_bytes = uint64_t{16} << 20);
     // Make the hot parts ready to install without I/O, before the VMM starts (the handler's
     // own set-up, like mapping the snapshot file): the RW part's pages mapped into this
     // process's page table (MADV_POPULATE_READ) when it is a file; hot parts that cannot be
@@ -57,7 +65,12 @@ private:
     };
     std::vector<Span> spans_;  // image order, covering every page
     std::vector<std::unique_ptr<placed::PartSource>> parts_;
-    std::vector<Loaded> loaded_parts_;  // per part: its bytes in private memory (load_hot_parts)
+    std::vector<Loaded> loaded_parts_;  // per part: its bytes in private memory (populate_rw, install_hot_parts)
+    struct Window {
+        int part = -1;  // the hot part install_hot_parts is installing from, its bytes [offset, offset+bytes)
+        uint64_t offset = 0, bytes = 0;
+        const std::byte* data = nullptr;
+    } window_;
     std::vector<bool> pread_;           // per part: on a file tier, read with pread (no readahead)
     uint64_t loaded_ = 0;
     uint64_t size_;

@@ -374,7 +374,8 @@ ServeResult serve_peer(FirecrackerPeer peer, PageSource& source, const ServeOpti
             view.message = peer.message;
             opt.on_connected(view, server);
         }
-        if (!opt.eager.empty()) result.eager_pages = server.install(opt.eager);
+        if (!opt.eager.empty())
+            result.eager_pages = opt.install_eager ? opt.install_eager(server, opt.eager) : server.install(opt.eager);
         if (opt.send_ready) {
             int rc = wire::send_ready(peer.conn.fd());
             if (rc != 0 && rc != -EPIPE) throw_errno("send ready to the VMM", -rc);

@@ -18,6 +18,7 @@
 
 #include <atomic>
 #include <functional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -106,6 +107,9 @@ struct ServeOptions {
     const std::atomic<bool>* stop = nullptr;  // set → stop serving (the peer is left alone)
     std::function<void(const std::string& socket_path)> on_listening;  // start the VMM here
     std::function<void(const FirecrackerPeer&, FaultServer&)> on_connected;
+    // How `eager` is installed (default: server.install(eager)); returns the pages installed.
+    // REAP's reads its working set window by window and installs each (PlacedSource::install_hot_parts).
+    std::function<uint64_t(FaultServer&, std::span<const PageRange>)> install_eager;
 };
 
 struct ServeResult {

@@ -320,8 +320,10 @@ int run_exec(const Options& opt, Context& ctx) {
                 so.present = restore::exec_present(plan);
                 so.send_ready = true;
                 if (plan.strategy == restore::Strategy::reap)
-                    // REAP reads its working-set file in one sequential pass, then installs from memory.
-                    so.on_connected = [&](const uffd::FirecrackerPeer&, uffd::FaultServer&) { source->load_hot_parts(); };
+                    // REAP reads its working-set file in one sequential pass and installs what it read.
+                    so.install_eager = [&](uffd::FaultServer& fs, std::span<const uffd::PageRange> e) {
+                        return source->install_hot_parts(fs, e);
+                    };
                 served_result = uffd::serve_peer(std::move(peer), *source, so);
                 served = true;
             }

@@ -51,7 +51,9 @@ int run_serve(const Options& opt, Context& ctx) {
         const restore::MappingPlan plan = ctx.build_plan(opt, "");
         so.eager = restore::serve_installs(plan);
         if (plan.strategy == restore::Strategy::reap)
-            so.on_connected = [&](const uffd::FirecrackerPeer&, uffd::FaultServer&) { source.load_hot_parts(); };
+            so.install_eager = [&](uffd::FaultServer& fs, std::span<const uffd::PageRange> e) {
+                return source.install_hot_parts(fs, e);
+            };
         else if (plan.strategy != restore::Strategy::vanilla)
             // Hot parts that cannot be read in place (in a pool, compressed) are fetched whole
             // before listening, not page by page while the guest waits.
