@@ -43,6 +43,8 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -503,7 +505,10 @@ void* watch_server(void* arg) {
 // way Firecracker does; wait until snap-restore has installed the eager pages. From then on
 // every first touch of a page the base does not hold (the VMM's, or KVM's through GUP) is a
 // fault that snap-restore resolves with the page's bytes.
-void apply_uffd(char* base, size_t len, off_t off, int prot, int flags) {
+// huge_bytes: the page size of the hugetlbfs file the VMM mapped (0: not hugetlbfs); the
+// anonymous base is then huge pages of that size, so that guest memory stays huge (snap-restore
+// refuses a plan of smaller pages, or one that lays anything else over it, before the VMM runs).
+void apply_uffd(char* base, size_t len, off_t off, int prot, int flags, uint64_t huge_bytes) {
     const MappingPlan& plan = g->plan;
     const uint64_t ps = plan.page_size;
     const uint64_t t0 = now_ns();
@@ -521,7 +526,15 @@ void apply_uffd(char* base, size_t len, off_t off, int prot, int flags) {
         ::close(fd);
         if (r == MAP_FAILED) die(errno_text("mmap " + path, errno));
     } else {
-        r = real_mmap(base, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | keep, -1, 0);
+        int huge = 0;
+        if (huge_bytes) {
+            if (huge_bytes != ps) die("the VMM's memory is in huge pages of " + std::to_string(huge_bytes) + " bytes, the plan's pages are " + std::to_string(ps));
+            huge = MAP_HUGETLB | (__builtin_ctzll(huge_bytes) << MAP_HUGE_SHIFT);
+        }
+        r = real_mmap(base, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | keep | huge, -1, 0);
+        if (r == MAP_FAILED && huge)
+            die(errno_text("mmap of " + std::to_string(len / huge_bytes) + " anonymous huge pages (MAP_HUGETLB) for the guest's memory", errno) +
+                ": reserve them in /proc/sys/vm/nr_hugepages (the image's own huge pages stay in use)");
         if (r == MAP_FAILED) die(errno_text("mmap anonymous", errno));
     }
     const uint64_t t_map = now_ns();
@@ -589,6 +602,11 @@ void apply_uffd(char* base, size_t len, off_t off, int prot, int flags) {
     const uint64_t npages = len / ps, first = uint64_t(off) / ps;
     start_background(base, first, npages, plan.prefetch, false);
     start_background(base, first, npages, plan.drain, true);
+}
+
+uint64_t hugetlbfs_page_bytes(int fd) {
+    struct statfs fs {};
+    return ::fstatfs(fd, &fs) == 0 && fs.f_type == HUGETLBFS_MAGIC ? uint64_t(fs.f_bsize) : 0;
 }
 
 bool is_image(int fd) {
@@ -686,7 +704,7 @@ void* interpose_mmap(void* addr, size_t len, int prot, int flags, int fd, off_t 
     void* p = real_mmap(addr, len, prot, flags, fd, off);
     if (p != MAP_FAILED) {
         try {
-            if (g->plan.demand) apply_uffd(static_cast<char*>(p), len, off, prot, flags);
+            if (g->plan.demand) apply_uffd(static_cast<char*>(p), len, off, prot, flags, hugetlbfs_page_bytes(fd));
             else apply(static_cast<char*>(p), len, off, prot, flags, fd);
         } catch (const std::exception& e) {
             die(e.what());

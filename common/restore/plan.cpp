@@ -419,10 +419,11 @@ MappingPlan build_plan(const SplitPlan& split, std::span<const PartRef> parts, c
     }
     if (opt.strategy == Strategy::reap || (opt.strategy == Strategy::tiered && opt.uffd)) {
         std::string layout;
-        if (opt.strategy == Strategy::tiered && ro) layout = ro->layout_path;
-        // tiered with RO that cannot be mapped (in a pool, compressed): the userfaultfd schedule
-        // over anonymous memory, RO installed eagerly after RW (uffd_plan).
-        if (opt.strategy == Strategy::reap || !ro || !layout.empty() || !ro->raw) {
+        if (opt.strategy == Strategy::tiered && ro && !opt.ro_eager) layout = ro->layout_path;
+        // tiered with RO that cannot be mapped (in a pool, compressed) or must not be
+        // (ro_eager): the userfaultfd schedule over anonymous memory, RO installed eagerly
+        // after RW (uffd_plan).
+        if (opt.strategy == Strategy::reap || !ro || !layout.empty() || !ro->raw || opt.ro_eager) {
             // Parts are read by the fault server; the preload reads them only for huge regions.
             plan.notes.clear();
             plan.gap_pages = 0;

@@ -125,6 +125,10 @@ struct BuildOptions {
     // default: a THP's first fault costs 0.2-6.5 ms on hosts with free page reporting, and
     // the installs of a long RW run are shared between threads).
     uint64_t huge_rw_pages = 0;
+    // tiered: install the touched RO pages eagerly after RW over userfaultfd into anonymous
+    // memory, instead of mapping them (a layout file) or laying one mapping per run: guest
+    // memory on hugetlbfs, which stays huge only under mappings of hugetlbfs files.
+    bool ro_eager = false;
 };
 
 struct MappingPlan {

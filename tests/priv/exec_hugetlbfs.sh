@@ -4,9 +4,11 @@
 # on a hugetlbfs mount, mapped privately by the VMM as QEMU's memory-backend-file does:
 # - vanilla maps it as it is: the VMM reads every page right, and its mapping is huge
 #   (KernelPageSize 2048 kB in /proc/PID/smaps);
-# - reap, faasnap and tiered would turn its huge pages into 4 KiB ones (anonymous memory, part
-#   files elsewhere): each is refused before the VMM runs (exit 2, naming hugetlbfs and why),
-#   not run with exit 0 as before; so is reap onto a placeholder that would be made there;
+# - reap and tiered serve it over userfaultfd into anonymous huge pages (MAP_HUGETLB): the VMM
+#   reads every page right, and its guest memory is still huge (KernelPageSize 2048 kB);
+# - faasnap would turn its huge pages into 4 KiB ones (anonymous memory, part files
+#   elsewhere): refused before the VMM runs (exit 2, naming hugetlbfs and why), also onto a
+#   placeholder that would be made there;
 # - a snapshot of 4 KiB pages onto that memory: reap, faasnap and tiered are refused with one
 #   line naming both page sizes; vanilla maps the image as it is (right bytes, still huge);
 # - --serve into MAP_HUGETLB memory (fcclient --huge-pages, Firecracker's huge_pages: 2M):
@@ -71,8 +73,35 @@ kps=$(awk -v f="$mnt/img" '$0 ~ f {on=1; next} on && /^KernelPageSize/ {print $2
 wait $srpid || fail "vanilla on hugetlbfs: exit $?: $(cat van.err)"
 [ "$kps" = 2048 ] || fail "vanilla: the VMM's mapping of the image has KernelPageSize '$kps' kB, wanted 2048"
 
-# The schedules that would lay small pages over it are refused before the VMM runs.
-for s in reap faasnap tiered; do
+# reap and tiered serve it over userfaultfd into anonymous huge pages (the preload maps them
+# MAP_HUGETLB; snap-restore installs whole 2 MiB pages, RO too under tiered, whose layout would
+# be 4 KiB pages): every page right, and the guest memory's mapping (its address from the
+# preload's report) is still huge while the VMM holds it.
+for s in reap tiered; do
+  "$bin/snap-restore" p.placed --strategy $s --image "$mnt/img" --json -o $s.json --exec -- \
+    "$bin/maptest" "$mnt/img" --expect img --hold-ms 1500 > $s.out 2> $s.err &
+  srpid=$!
+  vmm=""
+  for _ in $(seq 100); do vmm=$(pgrep -P $srpid maptest || true); [ -n "$vmm" ] && break; sleep 0.05; done
+  [ -n "$vmm" ] || fail "$s: no VMM"
+  sleep 0.7
+  cp /proc/$vmm/smaps $s.smaps 2> /dev/null
+  wait $srpid || fail "$s onto hugetlbfs: exit $?: $(cat $s.err)"
+  grep -q '"wrong_pages": 0' $s.out || fail "$s onto hugetlbfs: $(cat $s.out) $(cat $s.err)"
+  addr=$(python3 -c "import json; print(json.load(open('$s.json'))['preload']['mapping']['address'][2:])") || fail "$s: no mapping address in $s.json"
+  kps=$(awk -v a="$addr" 'index($1, a "-") == 1 {on=1; next} on && /^KernelPageSize/ {print $2; exit}' $s.smaps)
+  [ "$kps" = 2048 ] || fail "$s: the VMM's guest memory at 0x$addr has KernelPageSize '$kps' kB, wanted 2048"
+  python3 - $s.json <<'PY' || fail "$s onto hugetlbfs: $(cat $s.json)"
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["stats"]["eager_copied_bytes"] > 0 and j["stats"]["faults"] > 0, j["stats"]
+if j["strategy"] == "tiered":
+    assert any("RO is installed eagerly into huge pages" in n for n in j["plan"]["notes"]), j["plan"]["notes"]
+PY
+done
+
+# faasnap maps part files (not on hugetlbfs) and lays anonymous memory: refused before the VMM runs.
+for s in faasnap; do
   rm -f ran-$s
   "$bin/snap-restore" p.placed --strategy $s --image "$mnt/img" --exec -- sh -c "touch ran-$s" 2> $s.err
   rc=$?
@@ -81,11 +110,11 @@ for s in reap faasnap tiered; do
     fail "$s onto hugetlbfs: $(cat $s.err)"
   [ ! -e ran-$s ] || fail "$s onto hugetlbfs: the VMM ran"
 done
-# A placeholder on hugetlbfs (the image absent): the same refusal, and no placeholder left.
-"$bin/snap-restore" p.placed --strategy reap --image "$mnt/absent" --exec -- sh -c "touch ran-absent" 2> absent.err
+# A placeholder on hugetlbfs (the image absent): faasnap's refusal, and no placeholder left.
+"$bin/snap-restore" p.placed --strategy faasnap --image "$mnt/absent" --exec -- sh -c "touch ran-absent" 2> absent.err
 rc=$?
-[ $rc = 2 ] && grep -q "is on hugetlbfs: the reap schedule would turn" absent.err || fail "reap onto a placeholder on hugetlbfs: exit $rc: $(cat absent.err)"
-[ ! -e ran-absent ] && [ ! -e "$mnt/absent" ] || fail "reap onto a placeholder on hugetlbfs: the VMM ran or the placeholder stayed"
+[ $rc = 2 ] && grep -q "is on hugetlbfs: the faasnap schedule would turn" absent.err || fail "faasnap onto a placeholder on hugetlbfs: exit $rc: $(cat absent.err)"
+[ ! -e ran-absent ] && [ ! -e "$mnt/absent" ] || fail "faasnap onto a placeholder on hugetlbfs: the VMM ran or the placeholder stayed"
 
 # A snapshot of 4 KiB pages (8 MiB: hugetlbfs files are whole huge pages) onto huge memory.
 "$bin/mkfixture" img4 ls4 2048 5 > /dev/null || fail "mkfixture 4 KiB"
@@ -127,4 +156,4 @@ for s in vanilla reap tiered; do
   serve_huge huge2m-$s p.placed img 16,32 --strategy $s
   serve_huge huge4k-$s p4.placed img4 6,2 --strategy $s
 done
-echo "ok: exec_hugetlbfs (vanilla huge, KernelPageSize $kps kB; reap, faasnap, tiered refused, 4 KiB snapshots named; --serve into MAP_HUGETLB right)"
+echo "ok: exec_hugetlbfs (vanilla, reap and tiered right and still huge; faasnap refused, 4 KiB snapshots named; --serve into MAP_HUGETLB right)"

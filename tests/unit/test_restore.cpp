@@ -401,3 +401,23 @@ TEST_CASE("restore plan: tiered with RO in a pool installs RO eagerly after RW, 
     CHECK(u.pages[static_cast<int>(PageClass::cold)][static_cast<int>(Mechanism::demand)] == 20);
     CHECK(u.files.size() == 1);  // the image only: nothing of it is read (a placeholder will do)
 }
+
+TEST_CASE("restore plan: tiered with ro_eager (guest memory on hugetlbfs) installs RO eagerly, layout file or not") {
+    const SplitPlan s = fixture();
+    BuildOptions o;
+    o.strategy = Strategy::tiered;
+    o.ro_eager = true;
+    for (bool layout : {false, true}) {
+        CAPTURE(layout);
+        MappingPlan u = build_plan(s, parts(true, layout), "/img", o);
+        CHECK(u.demand);
+        CHECK(u.base == Base::anon);  // nothing mapped over the VMM's memory: the preload makes it huge
+        CHECK(u.ops.empty());
+        CHECK(u.in_place.empty());
+        CHECK(u.eager == std::vector<PageSpan>{{10, 2}, {5, 1}, {40, 10}, {20, 1}});
+        check_every_page(s, u, parts(true, layout));
+    }
+    o.ro_eager = false;  // without it: the layout file is mapped in place, or one mapping per run
+    CHECK(build_plan(s, parts(true, true), "/img", o).base == Base::file);
+    CHECK_FALSE(build_plan(s, parts(true, false), "/img", o).demand);
+}

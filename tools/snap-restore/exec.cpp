@@ -84,14 +84,6 @@ nlohmann::json read_report(const std::string& path) {
     return j.is_discarded() ? nlohmann::json(nullptr) : j;
 }
 
-// The page size of the hugetlbfs mount holding path (an absent file: its directory, where its
-// placeholder would be made), 0 when it is not on hugetlbfs.
-uint64_t hugetlbfs_page_bytes(const std::string& path) {
-    const std::string at = ::access(path.c_str(), F_OK) == 0 ? path : std::filesystem::path(path).parent_path().string();
-    struct statfs fs{};
-    return ::statfs(at.c_str(), &fs) == 0 && fs.f_type == HUGETLBFS_MAGIC ? uint64_t(fs.f_bsize) : 0;
-}
-
 bool on_hugetlbfs(const std::string& path) { return hugetlbfs_page_bytes(path) != 0; }
 
 std::string page_size_name(uint64_t bytes) {
@@ -99,10 +91,11 @@ std::string page_size_name(uint64_t bytes) {
 }
 
 // Guest memory on hugetlbfs (huge pages, e.g. QEMU's memory-backend-file on a hugetlbfs mount)
-// stays huge only where the schedule maps hugetlbfs files over it: anonymous memory (anon and
-// copy ops, a userfaultfd schedule's base) and mappings of part files elsewhere are 4 KiB pages.
-// Such a schedule is refused rather than run: it would succeed with the guest's memory quietly
-// turned into small pages.
+// stays huge only where the schedule maps hugetlbfs files over it, or serves it over
+// userfaultfd into anonymous huge pages (the preload maps them MAP_HUGETLB, and snap-restore
+// installs whole huge pages): anonymous memory laid by ops (anon and copy ops) and mappings of
+// part files elsewhere are 4 KiB pages. Such a schedule is refused rather than run: it would
+// succeed with the guest's memory quietly turned into small pages.
 // A snapshot of smaller pages than the mount's (a 4 KiB artifact onto 2 MiB memory) is named as
 // such: no placement of its parts could keep that memory huge (mappings of it over huge pages
 // are refused by the kernel with a bare EINVAL).
@@ -111,8 +104,14 @@ void refuse_small_pages_over_hugetlbfs(const std::string& image, const restore::
     const uint64_t huge = hugetlbfs_page_bytes(image);
     if (!huge) return;
     std::string why;
-    if (plan.demand || plan.base == restore::Base::anon)
+    if (plan.demand && r.page_size() < huge)
         why = "its userfaultfd schedule serves the pages into anonymous memory";
+    else if (plan.base == restore::Base::file && !(plan.base_file >= 0 && size_t(plan.base_file) < plan.files.size() &&
+                                                  hugetlbfs_page_bytes(plan.files[size_t(plan.base_file)].path) == huge))
+        why = "it maps its layout file " + (plan.base_file >= 0 && size_t(plan.base_file) < plan.files.size() ? plan.files[size_t(plan.base_file)].path : std::string()) +
+              ", which is not on hugetlbfs";
+    else if (plan.base == restore::Base::anon && !plan.demand)
+        why = "it lays anonymous memory over the image";
     for (const auto& op : plan.ops) {
         if (!why.empty()) break;
         if (op.kind == restore::OpKind::anon) why = "it lays anonymous memory over the zero pages";

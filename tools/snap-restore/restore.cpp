@@ -10,11 +10,14 @@
 #include "common/restore/source.hpp"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/mman.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 
 namespace snap::restore_tool {
@@ -72,6 +75,12 @@ uint64_t Context::granule_bytes(const Options& opt) const {
     return std::max<uint64_t>(g, ps);
 }
 
+uint64_t hugetlbfs_page_bytes(const std::string& path) {
+    const std::string at = ::access(path.c_str(), F_OK) == 0 ? path : std::filesystem::path(path).parent_path().string();
+    struct statfs fs{};
+    return ::statfs(at.c_str(), &fs) == 0 && fs.f_type == HUGETLBFS_MAGIC ? uint64_t(fs.f_bsize) : 0;
+}
+
 restore::MappingPlan Context::build_plan(const Options& opt, const std::string& image_path) const {
     restore::BuildOptions b;
     b.strategy = strategy_;
@@ -85,6 +94,16 @@ restore::MappingPlan Context::build_plan(const Options& opt, const std::string& 
         b.max_mappings = limit > 8192 ? limit - 4096 : limit / 2;  // the VMM needs its own
     }
     auto refs = restore::part_refs(*placed_);
+    // Guest memory on hugetlbfs stays huge only under mappings of hugetlbfs files: tiered
+    // installs RO eagerly, like RW, into huge anonymous memory, unless its layout file is on
+    // hugetlbfs too (a layout on tmpfs, or one mapping per run, would be 4 KiB pages).
+    std::string ro_layout;
+    if (const uint64_t huge = image_path.empty() ? 0 : hugetlbfs_page_bytes(image_path); huge && strategy_ == restore::Strategy::tiered)
+        for (const auto& ref : refs)
+            if (ref.cls == PageClass::ro && (ref.layout_path.empty() || hugetlbfs_page_bytes(ref.layout_path) != huge)) {
+                b.ro_eager = true;
+                ro_layout = ref.layout_path;
+            }
     auto strict = [&](restore::MappingPlan p) {
         if (!opt.strict || !opt.exec) return p;  // --serve and --materialize read every page from the parts
         const auto fb = p.fallback_pages();
@@ -106,7 +125,12 @@ restore::MappingPlan Context::build_plan(const Options& opt, const std::string& 
     if (strategy_ != restore::Strategy::vanilla)
         for (const auto& p : placed_->parts())
             if (p.compression != placed::Compression::chunks) placed::PartSource check(p);
-    return strict(restore::build_plan(placed_->plan(), refs, image_path, b));
+    restore::MappingPlan p = restore::build_plan(placed_->plan(), refs, image_path, b);
+    if (b.ro_eager)
+        p.notes.push_back(image_path + " is on hugetlbfs: RO is installed eagerly into huge pages, not mapped " +
+                          (ro_layout.empty() ? std::string("from its part (one mapping per run)") : "in place from " + ro_layout) +
+                          ", which would be 4 KiB pages");
+    return strict(std::move(p));
 }
 
 void Context::emit(const Options& opt, const nlohmann::json& j, const std::vector<std::string>& lines) const {

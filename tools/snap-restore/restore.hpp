@@ -83,6 +83,10 @@ private:
 };
 
 // Front-ends (exec.cpp, serve.cpp, restore.cpp).
+// The page size of the hugetlbfs mount holding path (an absent file: its directory, where its
+// placeholder would be made), 0 when it is not on hugetlbfs.
+uint64_t hugetlbfs_page_bytes(const std::string& path);
+
 int run_exec(const Options& opt, Context& ctx);
 int run_serve(const Options& opt, Context& ctx);
 int run_materialize(const Options& opt, Context& ctx);
