@@ -90,6 +90,8 @@ struct State {
     std::atomic<uint64_t> prefetch_pages{0}, prefetch_ns{0}, drain_pages{0}, drain_ns{0};
     std::atomic<bool> prefetch_done{false}, drain_done{false};
     int mapped_count = 0;
+    uintptr_t guest_addr = 0;  // the image mapping (guest memory), once mapped
+    size_t guest_len = 0;
 };
 State* g = nullptr;
 thread_local bool t_inside = false;
@@ -115,9 +117,33 @@ void write_all(int fd, const char* p, size_t n) {
     }
 }
 
+// The smallest page size backing [addr, addr+len) in this process (KernelPageSize of every
+// VMA overlapping it, /proc/self/smaps), 0 if unknown: 2 MiB means the guest memory is all huge.
+uint64_t smallest_page_bytes(uintptr_t addr, size_t len) {
+    FILE* f = std::fopen("/proc/self/smaps", "re");
+    if (!f) return 0;
+    char line[512];
+    bool in = false;
+    uint64_t smallest = 0;
+    while (std::fgets(line, sizeof line, f)) {
+        unsigned long long lo = 0, hi = 0;
+        char dash = 0;
+        if (std::sscanf(line, "%llx%c%llx ", &lo, &dash, &hi) == 3 && dash == '-') {
+            in = lo < addr + len && hi > addr;
+            continue;
+        }
+        unsigned long long kb = 0;
+        if (in && std::sscanf(line, "KernelPageSize: %llu kB", &kb) == 1 && (smallest == 0 || kb * 1024 < smallest))
+            smallest = kb * 1024;
+    }
+    std::fclose(f);
+    return smallest;
+}
+
 void write_report() {
     if (!g || g->report_path.empty()) return;
     std::string text;
+    const uint64_t guest_page = g->guest_len ? smallest_page_bytes(g->guest_addr, g->guest_len) : 0;
     {
         std::lock_guard<std::mutex> lk(g->mu);
         nlohmann::json& r = g->report;
@@ -125,6 +151,7 @@ void write_report() {
         getrusage(RUSAGE_SELF, &ru);
         r["vmm_minor_faults"] = ru.ru_minflt;
         r["vmm_major_faults"] = ru.ru_majflt;
+        if (guest_page && r.contains("mapping")) r["mapping"]["kernel_page_size_bytes"] = guest_page;
         if (!g->plan.prefetch.empty())
             r["prefetch"] = {{"fetched_pages", g->prefetch_pages.load()}, {"elapsed_ns", g->prefetch_ns.load()}, {"done", g->prefetch_done.load()}};
         if (!g->plan.drain.empty())
@@ -403,6 +430,8 @@ void apply(char* base, size_t len, off_t off, int prot, int flags, int image_fd)
         char addr[32];
         std::snprintf(addr, sizeof addr, "0x%llx", static_cast<unsigned long long>(reinterpret_cast<uintptr_t>(base)));
         r["mapping"] = {{"address", addr}, {"length_bytes", len}, {"offset_bytes", off}, {"shared", false}};
+        g->guest_addr = reinterpret_cast<uintptr_t>(base);
+        g->guest_len = len;
         r["applied_ops"] = n_ops;
         r["copied_bytes"] = bytes_copied;
         r["initial_mappings"] = maps_before;
@@ -582,6 +611,8 @@ void apply_uffd(char* base, size_t len, off_t off, int prot, int flags, uint64_t
         char a[32];
         std::snprintf(a, sizeof a, "0x%llx", static_cast<unsigned long long>(addr));
         rep["mapping"] = {{"address", a}, {"length_bytes", len}, {"offset_bytes", off}, {"shared", false}};
+        g->guest_addr = addr;
+        g->guest_len = len;
         rep["uffd"] = {{"socket", g->uffd_socket}, {"write_protect", wp}, {"early_return", g->overlap}};
         rep["base"] = snap::restore::base_name(plan.base);
         rep["applied_ops"] = helper.n_ops;

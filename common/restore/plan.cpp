@@ -321,9 +321,10 @@ MappingPlan uffd_plan(const SplitPlan& split, const PageFacts& f, MappingPlan pl
     plan.pieces.clear();
     plan.prefetch.clear();
     set_hot_lists(plan, split, f.cls);
-    if (plan.strategy == Strategy::tiered && layout_path.empty()) {
-        // Nothing maps RO in place (no layout file: RO is in a pool or compressed): the
-        // touched RO pages are installed eagerly after RW, like REAP's working set.
+    if ((plan.strategy == Strategy::tiered && layout_path.empty()) || plan.strategy == Strategy::faasnap) {
+        // Nothing maps RO in place (no layout file: RO is in a pool or compressed; or
+        // BuildOptions::uffd_only): the touched RO pages are installed eagerly after RW, like
+        // REAP's working set; faasnap's whole loading set likewise.
         plan.eager.insert(plan.eager.end(), plan.in_place.begin(), plan.in_place.end());
         plan.in_place.clear();
     }
@@ -417,13 +418,22 @@ MappingPlan build_plan(const SplitPlan& split, std::span<const PartRef> parts, c
         plan.files.resize(1);
         plan.notes.clear();
     }
+    if (opt.strategy == Strategy::faasnap && opt.uffd_only) {
+        plan.notes.clear();
+        plan.gap_pages = 0;
+        plan = uffd_plan(split, facts, std::move(plan), "", 0);
+        plan.files.resize(1);  // the parts are read by the fault server, not mapped
+        plan.notes.push_back("faasnap in its userfaultfd form: the loading set installed before the guest runs, in "
+                             "first-touch order (as under --serve), nothing mapped over the VMM's memory");
+        return plan;
+    }
     if (opt.strategy == Strategy::reap || (opt.strategy == Strategy::tiered && opt.uffd)) {
         std::string layout;
-        if (opt.strategy == Strategy::tiered && ro && !opt.ro_eager) layout = ro->layout_path;
+        if (opt.strategy == Strategy::tiered && ro && !opt.uffd_only) layout = ro->layout_path;
         // tiered with RO that cannot be mapped (in a pool, compressed) or must not be
-        // (ro_eager): the userfaultfd schedule over anonymous memory, RO installed eagerly
+        // (uffd_only): the userfaultfd schedule over anonymous memory, RO installed eagerly
         // after RW (uffd_plan).
-        if (opt.strategy == Strategy::reap || !ro || !layout.empty() || !ro->raw || opt.ro_eager) {
+        if (opt.strategy == Strategy::reap || !ro || !layout.empty() || !ro->raw || opt.uffd_only) {
             // Parts are read by the fault server; the preload reads them only for huge regions.
             plan.notes.clear();
             plan.gap_pages = 0;

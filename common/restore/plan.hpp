@@ -125,10 +125,12 @@ struct BuildOptions {
     // default: a THP's first fault costs 0.2-6.5 ms on hosts with free page reporting, and
     // the installs of a long RW run are shared between threads).
     uint64_t huge_rw_pages = 0;
-    // tiered: install the touched RO pages eagerly after RW over userfaultfd into anonymous
-    // memory, instead of mapping them (a layout file) or laying one mapping per run: guest
-    // memory on hugetlbfs, which stays huge only under mappings of hugetlbfs files.
-    bool ro_eager = false;
+    // tiered and faasnap: their userfaultfd form, nothing laid over the VMM's memory — the hot
+    // pages they would map (tiered's RO, faasnap's loading set) installed eagerly over
+    // userfaultfd instead, in first-touch order (faasnap's is then the schedule of its --serve
+    // form). For guest memory on hugetlbfs, which stays huge only so: a mapping of a part or
+    // layout file elsewhere, or anonymous memory laid over it, would be 4 KiB pages.
+    bool uffd_only = false;
 };
 
 struct MappingPlan {

@@ -4,11 +4,11 @@
 # on a hugetlbfs mount, mapped privately by the VMM as QEMU's memory-backend-file does:
 # - vanilla maps it as it is: the VMM reads every page right, and its mapping is huge
 #   (KernelPageSize 2048 kB in /proc/PID/smaps);
-# - reap and tiered serve it over userfaultfd into anonymous huge pages (MAP_HUGETLB): the VMM
-#   reads every page right, and its guest memory is still huge (KernelPageSize 2048 kB);
-# - faasnap would turn its huge pages into 4 KiB ones (anonymous memory, part files
-#   elsewhere): refused before the VMM runs (exit 2, naming hugetlbfs and why), also onto a
-#   placeholder that would be made there;
+# - reap, tiered and faasnap serve it over userfaultfd into anonymous huge pages (MAP_HUGETLB):
+#   the VMM reads every page right, and its guest memory is still huge (KernelPageSize
+#   2048 kB); reap also onto a placeholder made there (the image absent);
+# - tiered --layered would turn its huge pages into 4 KiB ones (anonymous memory, part files
+#   elsewhere): refused before the VMM runs (exit 2, naming hugetlbfs and why);
 # - a snapshot of 4 KiB pages onto that memory: reap, faasnap and tiered are refused with one
 #   line naming both page sizes; vanilla maps the image as it is (right bytes, still huge);
 # - --serve into MAP_HUGETLB memory (fcclient --huge-pages, Firecracker's huge_pages: 2M):
@@ -73,11 +73,11 @@ kps=$(awk -v f="$mnt/img" '$0 ~ f {on=1; next} on && /^KernelPageSize/ {print $2
 wait $srpid || fail "vanilla on hugetlbfs: exit $?: $(cat van.err)"
 [ "$kps" = 2048 ] || fail "vanilla: the VMM's mapping of the image has KernelPageSize '$kps' kB, wanted 2048"
 
-# reap and tiered serve it over userfaultfd into anonymous huge pages (the preload maps them
-# MAP_HUGETLB; snap-restore installs whole 2 MiB pages, RO too under tiered, whose layout would
-# be 4 KiB pages): every page right, and the guest memory's mapping (its address from the
-# preload's report) is still huge while the VMM holds it.
-for s in reap tiered; do
+# reap, tiered and faasnap serve it over userfaultfd into anonymous huge pages (the preload
+# maps them MAP_HUGETLB; snap-restore installs whole 2 MiB pages: RO too under tiered, whose
+# layout would be 4 KiB pages, and faasnap's loading set): every page right, and the guest
+# memory's mapping (its address from the preload's report) is still huge while the VMM holds it.
+for s in reap tiered faasnap; do
   "$bin/snap-restore" p.placed --strategy $s --image "$mnt/img" --json -o $s.json --exec -- \
     "$bin/maptest" "$mnt/img" --expect img --hold-ms 1500 > $s.out 2> $s.err &
   srpid=$!
@@ -95,26 +95,31 @@ for s in reap tiered; do
 import json, sys
 j = json.load(open(sys.argv[1]))
 assert j["stats"]["eager_copied_bytes"] > 0 and j["stats"]["faults"] > 0, j["stats"]
+# the preload's own look at its guest memory when the VMM exited: all of it 2 MiB pages
+assert j["preload"]["mapping"]["kernel_page_size_bytes"] == 2097152, j["preload"]["mapping"]
+notes = " ".join(j["plan"]["notes"])
 if j["strategy"] == "tiered":
-    assert any("RO is installed eagerly into huge pages" in n for n in j["plan"]["notes"]), j["plan"]["notes"]
+    assert "RO is installed eagerly into huge pages" in notes, notes
+if j["strategy"] == "faasnap":
+    assert "faasnap in its userfaultfd form" in notes, notes
 PY
 done
 
-# faasnap maps part files (not on hugetlbfs) and lays anonymous memory: refused before the VMM runs.
-for s in faasnap; do
-  rm -f ran-$s
-  "$bin/snap-restore" p.placed --strategy $s --image "$mnt/img" --exec -- sh -c "touch ran-$s" 2> $s.err
-  rc=$?
-  [ $rc = 2 ] || fail "$s onto hugetlbfs: exit $rc, wanted 2: $(cat $s.err)"
-  grep -q "is on hugetlbfs: the $s schedule would turn its huge pages into 4 KiB pages" $s.err ||
-    fail "$s onto hugetlbfs: $(cat $s.err)"
-  [ ! -e ran-$s ] || fail "$s onto hugetlbfs: the VMM ran"
-done
-# A placeholder on hugetlbfs (the image absent): faasnap's refusal, and no placeholder left.
-"$bin/snap-restore" p.placed --strategy faasnap --image "$mnt/absent" --exec -- sh -c "touch ran-absent" 2> absent.err
+# tiered --layered maps part files (not on hugetlbfs) and lays anonymous memory: refused
+# before the VMM runs.
+rm -f ran-layered
+"$bin/snap-restore" p.placed --strategy tiered --layered --image "$mnt/img" --exec -- sh -c "touch ran-layered" 2> layered.err
 rc=$?
-[ $rc = 2 ] && grep -q "is on hugetlbfs: the faasnap schedule would turn" absent.err || fail "faasnap onto a placeholder on hugetlbfs: exit $rc: $(cat absent.err)"
-[ ! -e ran-absent ] && [ ! -e "$mnt/absent" ] || fail "faasnap onto a placeholder on hugetlbfs: the VMM ran or the placeholder stayed"
+[ $rc = 2 ] || fail "tiered --layered onto hugetlbfs: exit $rc, wanted 2: $(cat layered.err)"
+grep -q "is on hugetlbfs: the tiered schedule would turn its huge pages into 4 KiB pages" layered.err ||
+  fail "tiered --layered onto hugetlbfs: $(cat layered.err)"
+[ ! -e ran-layered ] || fail "tiered --layered onto hugetlbfs: the VMM ran"
+# The image absent from the host: reap onto a placeholder made on hugetlbfs, every page from
+# the parts, and no placeholder left.
+"$bin/snap-restore" p.placed --strategy reap --image "$mnt/absent" -q --exec -- "$bin/maptest" "$mnt/absent" --expect img \
+  > absent.out 2> absent.err || fail "reap onto a placeholder on hugetlbfs: exit $?: $(cat absent.err)"
+grep -q '"wrong_pages": 0' absent.out || fail "reap onto a placeholder on hugetlbfs: $(cat absent.out)"
+[ ! -e "$mnt/absent" ] || fail "reap onto a placeholder on hugetlbfs: the placeholder stayed"
 
 # A snapshot of 4 KiB pages (8 MiB: hugetlbfs files are whole huge pages) onto huge memory.
 "$bin/mkfixture" img4 ls4 2048 5 > /dev/null || fail "mkfixture 4 KiB"
@@ -156,4 +161,4 @@ for s in vanilla reap tiered; do
   serve_huge huge2m-$s p.placed img 16,32 --strategy $s
   serve_huge huge4k-$s p4.placed img4 6,2 --strategy $s
 done
-echo "ok: exec_hugetlbfs (vanilla, reap and tiered right and still huge; faasnap refused, 4 KiB snapshots named; --serve into MAP_HUGETLB right)"
+echo "ok: exec_hugetlbfs (all four strategies right and still huge, also onto a placeholder; --layered refused, 4 KiB snapshots named; --serve into MAP_HUGETLB right)"

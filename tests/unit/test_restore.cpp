@@ -402,11 +402,11 @@ TEST_CASE("restore plan: tiered with RO in a pool installs RO eagerly after RW, 
     CHECK(u.files.size() == 1);  // the image only: nothing of it is read (a placeholder will do)
 }
 
-TEST_CASE("restore plan: tiered with ro_eager (guest memory on hugetlbfs) installs RO eagerly, layout file or not") {
+TEST_CASE("restore plan: tiered and faasnap with uffd_only (guest memory on hugetlbfs) install what they would map") {
     const SplitPlan s = fixture();
     BuildOptions o;
     o.strategy = Strategy::tiered;
-    o.ro_eager = true;
+    o.uffd_only = true;
     for (bool layout : {false, true}) {
         CAPTURE(layout);
         MappingPlan u = build_plan(s, parts(true, layout), "/img", o);
@@ -417,7 +417,21 @@ TEST_CASE("restore plan: tiered with ro_eager (guest memory on hugetlbfs) instal
         CHECK(u.eager == std::vector<PageSpan>{{10, 2}, {5, 1}, {40, 10}, {20, 1}});
         check_every_page(s, u, parts(true, layout));
     }
-    o.ro_eager = false;  // without it: the layout file is mapped in place, or one mapping per run
+    o.uffd_only = false;  // without it: the layout file is mapped in place, or one mapping per run
     CHECK(build_plan(s, parts(true, true), "/img", o).base == Base::file);
     CHECK_FALSE(build_plan(s, parts(true, false), "/img", o).demand);
+    // faasnap: its loading set (RW and RO extents by first touch) installed, the rest on demand.
+    o.strategy = Strategy::faasnap;
+    o.uffd_only = true;
+    MappingPlan f = build_plan(s, parts(true, true), "/img", o);
+    CHECK(f.demand);
+    CHECK(f.base == Base::anon);
+    CHECK(f.ops.empty());
+    CHECK(f.prefetch.empty());
+    CHECK(f.files.size() == 1);
+    CHECK(f.eager == std::vector<PageSpan>{{40, 10}, {10, 2}, {20, 1}});
+    CHECK(serve_installs(f) == f.eager);
+    check_every_page(s, f, parts(true, true));
+    o.uffd_only = false;
+    CHECK_FALSE(build_plan(s, parts(true, true), "/img", o).demand);
 }

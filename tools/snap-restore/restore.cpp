@@ -94,16 +94,20 @@ restore::MappingPlan Context::build_plan(const Options& opt, const std::string& 
         b.max_mappings = limit > 8192 ? limit - 4096 : limit / 2;  // the VMM needs its own
     }
     auto refs = restore::part_refs(*placed_);
-    // Guest memory on hugetlbfs stays huge only under mappings of hugetlbfs files: tiered
-    // installs RO eagerly, like RW, into huge anonymous memory, unless its layout file is on
-    // hugetlbfs too (a layout on tmpfs, or one mapping per run, would be 4 KiB pages).
+    // Guest memory on hugetlbfs stays huge only under mappings of hugetlbfs files, or served
+    // over userfaultfd into huge anonymous memory: tiered installs RO eagerly, like RW, unless
+    // its layout file is on hugetlbfs too; faasnap installs its loading set (a layout on tmpfs,
+    // a mapping per run or anonymous runs would be 4 KiB pages).
     std::string ro_layout;
-    if (const uint64_t huge = image_path.empty() ? 0 : hugetlbfs_page_bytes(image_path); huge && strategy_ == restore::Strategy::tiered)
-        for (const auto& ref : refs)
-            if (ref.cls == PageClass::ro && (ref.layout_path.empty() || hugetlbfs_page_bytes(ref.layout_path) != huge)) {
-                b.ro_eager = true;
-                ro_layout = ref.layout_path;
-            }
+    if (const uint64_t huge = image_path.empty() ? 0 : hugetlbfs_page_bytes(image_path); huge && !opt.layered) {
+        if (strategy_ == restore::Strategy::faasnap) b.uffd_only = true;
+        if (strategy_ == restore::Strategy::tiered)
+            for (const auto& ref : refs)
+                if (ref.cls == PageClass::ro && (ref.layout_path.empty() || hugetlbfs_page_bytes(ref.layout_path) != huge)) {
+                    b.uffd_only = true;
+                    ro_layout = ref.layout_path;
+                }
+    }
     auto strict = [&](restore::MappingPlan p) {
         if (!opt.strict || !opt.exec) return p;  // --serve and --materialize read every page from the parts
         const auto fb = p.fallback_pages();
@@ -126,7 +130,7 @@ restore::MappingPlan Context::build_plan(const Options& opt, const std::string& 
         for (const auto& p : placed_->parts())
             if (p.compression != placed::Compression::chunks) placed::PartSource check(p);
     restore::MappingPlan p = restore::build_plan(placed_->plan(), refs, image_path, b);
-    if (b.ro_eager)
+    if (b.uffd_only && strategy_ == restore::Strategy::tiered)
         p.notes.push_back(image_path + " is on hugetlbfs: RO is installed eagerly into huge pages, not mapped " +
                           (ro_layout.empty() ? std::string("from its part (one mapping per run)") : "in place from " + ro_layout) +
                           ", which would be 4 KiB pages");
