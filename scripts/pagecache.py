@@ -14,11 +14,22 @@ class Error(Exception):
     hint = None
 
 
+def on_hugetlbfs(path):
+    """True if `path` is on a hugetlbfs mount (its file system type, coreutils stat -f)."""
+    r = subprocess.run(["stat", "-f", "-c", "%T", "--", path], capture_output=True, text=True)
+    return r.returncode == 0 and r.stdout.strip() == "hugetlbfs"
+
+
 def resident_pages(*paths):
     """Pages (of the system's page size) of `paths` in the page cache, summed: one fincore
-    for all of them (mincore over a shared read-only mapping of each file)."""
+    for all of them (mincore over a shared read-only mapping of each file). A file on hugetlbfs
+    is memory, all of it resident: its size is counted (fincore's mapping of it would take
+    huge pages of its own, and fails when none are free)."""
+    huge = [p for p in paths if on_hugetlbfs(p)]
+    paths = [p for p in paths if p not in huge]
+    in_huge = sum(os.path.getsize(p) // os.sysconf("SC_PAGE_SIZE") for p in huge)
     if not paths:
-        return 0
+        return in_huge
     try:
         r = subprocess.run(["fincore", "--json", "--output", "PAGES,FILE", "--"] + list(paths),
                            capture_output=True, text=True)
@@ -30,7 +41,7 @@ def resident_pages(*paths):
         rows = json.loads(r.stdout)["fincore"]
         if len(rows) != len(paths):
             raise ValueError("%d rows for %d files" % (len(rows), len(paths)))
-        return sum(int(row["pages"]) for row in rows)
+        return in_huge + sum(int(row["pages"]) for row in rows)
     except (ValueError, KeyError, TypeError) as e:
         raise Error("fincore: unexpected output (%s)" % e)
 
