@@ -162,17 +162,29 @@ uint64_t PlacedSource::install_hot_parts(uffd::FaultServer& server, std::span<co
         }
         want.resize(o);
     }
-    // The windows, part by part in file order, and each part's spans in file order.
-    struct Win {
+    // The windows: the parts front to back, one after the other, cut into windows of
+    // window_bytes (a window may hold the end of one part and the start of the next: a small
+    // working set is one window, read and installed at once); each part's spans in file order.
+    struct Piece {
         size_t part;
-        uint64_t offset, bytes;
+        uint64_t offset, bytes, at;  // part bytes [offset, offset+bytes) at `at` in the window
     };
-    std::vector<Win> wins;
+    std::vector<std::vector<Piece>> wins;
+    uint64_t fill = window_bytes;
     std::vector<std::vector<const Span*>> by_offset(parts_.size());
     for (size_t i = 0; i < parts_.size(); ++i) {
         if (!hot(i) || parts_[i]->part().compression != placed::Compression::none) continue;
         const uint64_t raw = parts_[i]->part().raw_bytes;
-        for (uint64_t at = 0; at < raw; at += window_bytes) wins.push_back({i, at, std::min(window_bytes, raw - at)});
+        for (uint64_t at = 0; at < raw;) {
+            if (fill == window_bytes) {
+                wins.emplace_back();
+                fill = 0;
+            }
+            const uint64_t n = std::min(window_bytes - fill, raw - at);
+            wins.back().push_back({i, at, n, fill});
+            fill += n;
+            at += n;
+        }
     }
     for (const Span& sp : spans_)
         if (sp.part >= 0) by_offset[size_t(sp.part)].push_back(&sp);
@@ -191,47 +203,58 @@ uint64_t PlacedSource::install_hot_parts(uffd::FaultServer& server, std::span<co
         } buf{{}, window_bytes};
         for (auto*& p : buf.b) p = static_cast<std::byte*>(private_buffer(window_bytes, "the working-set windows"));
         std::vector<std::unique_ptr<SequentialFile>> files(parts_.size());
-        for (const Win& w : wins)
-            if (!files[w.part]) files[w.part] = std::make_unique<SequentialFile>(parts_[w.part]->part().path);
+        for (const auto& w : wins)
+            for (const Piece& pc : w)
+                if (!files[pc.part]) files[pc.part] = std::make_unique<SequentialFile>(parts_[pc.part]->part().path);
         auto read_window = [&](size_t k) {
-            const Win& w = wins[k];
-            files[w.part]->read(buf.b[k % 2], w.bytes, parts_[w.part]->part().offset + w.offset);
+            for (const Piece& pc : wins[k])
+                files[pc.part]->read(buf.b[k % 2] + pc.at, pc.bytes, parts_[pc.part]->part().offset + pc.offset);
         };
         const uint64_t ps = page_size_;
         std::future<void> next = std::async(std::launch::async, read_window, size_t{0});
         for (size_t k = 0; k < wins.size(); ++k) {
             next.get();  // window k is in buf[k % 2]; window k-1's installs are done with the other
             if (k + 1 < wins.size()) next = std::async(std::launch::async, read_window, k + 1);
-            const Win& w = wins[k];
-            // The window's pages in file order, cut to the eager set.
+            // The window's pages cut to the eager set, in address order, neighbours merged (as
+            // exec_installs gives them before the guest runs).
             std::vector<uffd::PageRange> ranges;
-            const auto& sp = by_offset[w.part];
-            auto it = std::upper_bound(sp.begin(), sp.end(), w.offset,
-                                       [](uint64_t off, const Span* s) { return off < s->part_offset; });
-            if (it != sp.begin()) --it;
-            for (; it != sp.end() && (*it)->part_offset < w.offset + w.bytes; ++it) {
-                const Span& s = **it;
-                const uint64_t lo = std::max(s.part_offset, w.offset), hi = std::min(s.part_offset + s.pages * ps, w.offset + w.bytes);
-                if (lo >= hi) continue;
-                uint64_t p0 = s.first_page + (lo - s.part_offset) / ps;
-                const uint64_t p1 = s.first_page + (hi - s.part_offset) / ps;
-                auto e = std::upper_bound(want.begin(), want.end(), p0, [](uint64_t p, const auto& r) { return p < r.first_page; });
-                if (e != want.begin()) --e;
-                for (; e != want.end() && e->first_page < p1; ++e) {
-                    const uint64_t a = std::max(p0, e->first_page), b = std::min(p1, e->first_page + e->pages);
-                    if (a < b) ranges.push_back({a, b - a});
+            windows_.clear();
+            for (const Piece& pc : wins[k]) {
+                windows_.push_back({int(pc.part), pc.offset, pc.bytes, buf.b[k % 2] + pc.at});
+                const auto& sp = by_offset[pc.part];
+                auto it = std::upper_bound(sp.begin(), sp.end(), pc.offset,
+                                           [](uint64_t off, const Span* s) { return off < s->part_offset; });
+                if (it != sp.begin()) --it;
+                for (; it != sp.end() && (*it)->part_offset < pc.offset + pc.bytes; ++it) {
+                    const Span& s = **it;
+                    const uint64_t lo = std::max(s.part_offset, pc.offset),
+                                   hi = std::min(s.part_offset + s.pages * ps, pc.offset + pc.bytes);
+                    if (lo >= hi) continue;
+                    const uint64_t p0 = s.first_page + (lo - s.part_offset) / ps, p1 = s.first_page + (hi - s.part_offset) / ps;
+                    auto e = std::upper_bound(want.begin(), want.end(), p0, [](uint64_t p, const auto& r) { return p < r.first_page; });
+                    if (e != want.begin()) --e;
+                    for (; e != want.end() && e->first_page < p1; ++e) {
+                        const uint64_t x = std::max(p0, e->first_page), y = std::min(p1, e->first_page + e->pages);
+                        if (x < y) ranges.push_back({x, y - x});
+                    }
                 }
             }
-            window_ = {int(w.part), w.offset, w.bytes, buf.b[k % 2]};
+            std::sort(ranges.begin(), ranges.end(), [](const auto& x, const auto& y) { return x.first_page < y.first_page; });
+            size_t o = 0;
+            for (const auto& r : ranges) {
+                if (o && ranges[o - 1].first_page + ranges[o - 1].pages == r.first_page) ranges[o - 1].pages += r.pages;
+                else ranges[o++] = r;
+            }
+            ranges.resize(o);
             try {
                 installed += server.install(ranges);
             } catch (...) {
-                window_ = {};
+                windows_.clear();
                 if (next.valid()) next.wait();
                 throw;
             }
-            window_ = {};
-            loaded_ += w.bytes;
+            for (const auto& w : windows_) loaded_ += w.bytes;
+            windows_.clear();
         }
     }
     // What no window held: ZERO pages of the eager set, parts read whole above.
@@ -318,8 +341,9 @@ uffd::Piece PlacedSource::read(uint64_t offset, uint64_t max_bytes, std::byte* s
     const uint64_t bytes = std::min<uint64_t>(max_bytes, (s.pages - into) * page_size_);
     if (s.part < 0) return {nullptr, bytes};
     const uint64_t at = s.part_offset + into * page_size_;
-    if (s.part == window_.part && at >= window_.offset && at < window_.offset + window_.bytes)
-        return {window_.data + (at - window_.offset), std::min(bytes, window_.offset + window_.bytes - at)};
+    for (const Window& w : windows_)
+        if (s.part == w.part && at >= w.offset && at < w.offset + w.bytes)
+            return {w.data + (at - w.offset), std::min(bytes, w.offset + w.bytes - at)};
     if (size_t(s.part) < loaded_parts_.size() && loaded_parts_[s.part].data) return {loaded_parts_[s.part].data + at, bytes};
     placed::PartSource& src = *parts_[s.part];
     if (pread_[s.part]) {  // a file tier: exactly these bytes, one I/O

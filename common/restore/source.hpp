@@ -30,10 +30,11 @@ public:
     uint32_t page_size() const override { return page_size_; }
     uffd::Piece read(uint64_t offset, uint64_t max_bytes, std::byte* scratch) override;
     uint64_t bytes_decompressed() const { return decompressed_; }
-    // REAP's working-set fetch and install, for --exec and --serve alike: each hot part (RW,
+    // REAP's working-set fetch and install, for --exec and --serve alike: the hot parts (RW,
     // RO) read once, front to back, in windows of window_bytes (O_DIRECT where the file system
-    // takes it, so the page cache is neither used nor polluted), the next window read while the
-    // pages of this one are installed (server.install: one UFFDIO_COPY per contiguous run).
+    // takes it, so the page cache is neither used nor polluted; a working set that fits is one
+    // window), the next window read while the pages of this one are installed in address order
+    // (server.install: one UFFDIO_COPY per contiguous run).
     // Hot parts that cannot be read that way (compressed, in a pool) are fetched whole into
     // private memory first. Then what is left of `eager` (ZERO pages, those parts) is
     // installed. Memory: two windows, not the working set (a private copy of a 4 GiB working
@@ -67,10 +68,11 @@ private:
     std::vector<std::unique_ptr<placed::PartSource>> parts_;
     std::vector<Loaded> loaded_parts_;  // per part: its bytes in private memory (populate_rw, install_hot_parts)
     struct Window {
-        int part = -1;  // the hot part install_hot_parts is installing from, its bytes [offset, offset+bytes)
+        int part = -1;  // a hot part install_hot_parts is installing from, its bytes [offset, offset+bytes)
         uint64_t offset = 0, bytes = 0;
         const std::byte* data = nullptr;
-    } window_;
+    };
+    std::vector<Window> windows_;  // the pieces of parts in the window being installed
     std::vector<bool> pread_;           // per part: on a file tier, read with pread (no readahead)
     uint64_t loaded_ = 0;
     uint64_t size_;

@@ -598,14 +598,15 @@ uint64_t FaultServer::install(std::span<const PageRange> ranges) {
         work(*job, 0);
         // Every batch is taken; wait only for those still being installed.
         while (job->in_flight.load() != 0) std::this_thread::yield();
-        stats_.install_threads = 0;
+        uint64_t used = 0;
         for (unsigned t = 0; t < n; ++t) {
             stats_.eager_pages_copied += job->counts[t].copied;
             stats_.eager_pages_zeroed += job->counts[t].zeroed;
             stats_.bytes_copied += job->counts[t].bytes;
             stats_.eexist += job->counts[t].eexist;
-            stats_.install_threads += job->taken[t] > 0;  // threads that installed something
+            used += job->taken[t] > 0;  // threads that took a batch
         }
+        stats_.install_threads = std::max(stats_.install_threads, used);
     }
     // The serial pass: everything (left) — pages a share installed are skipped.
     for (const PageRange& pr : ranges) {

@@ -97,7 +97,7 @@ struct ServerStats {
     uint64_t faults = 0, read_faults = 0, write_faults = 0, wp_faults = 0;
     uint64_t pages_copied = 0, pages_zeroed = 0, bytes_copied = 0;  // pages: 4 KiB ones
     uint64_t eager_pages_copied = 0, eager_pages_zeroed = 0, eager_ns = 0;
-    uint64_t install_threads = 1;  // threads the last eager install used
+    uint64_t install_threads = 1;  // the most threads an eager install used (install() may be called per window)
     uint64_t eexist = 0, eagain = 0, gone = 0, spurious = 0;  // spurious: fault on a page already served
     uint64_t foreign_faults = 0;  // first touches by threads outside owner_pid (KVM async page faults)
     uint64_t remove_events = 0, removed_bytes = 0, unmap_events = 0, remap_events = 0, fork_events = 0;
