@@ -131,6 +131,7 @@ private:
 uint64_t PlacedSource::install_hot_parts(uffd::FaultServer& server, std::span<const uffd::PageRange> eager,
                                          uint64_t window_bytes) {
     loaded_parts_.resize(parts_.size());
+    window_bytes = std::max<uint64_t>(page_size_, window_bytes / page_size_ * page_size_);  // whole pages
     auto hot = [&](size_t i) {
         const placed::Part& p = parts_[i]->part();
         return p.cls != PageClass::cold && p.raw_bytes > 0 && !loaded_parts_[i].data;
