@@ -17,6 +17,7 @@
 # The test reserves 64 huge pages (128 MiB) and mounts a hugetlbfs of its own; both are undone
 # at the end, also on failure.
 set -u
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../lib/hugetlbfs.bash"
 bin=${1:?bin dir}
 work=${SNAPKIT_WORK:-$(mktemp -d)}
 rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
@@ -44,20 +45,8 @@ mkdir -p "$mnt" && mount -t hugetlbfs -o pagesize=2M,mode=0700 none "$mnt" || fa
 "$bin/snap-split" -q --page-size 2097152 --mem img -o s.split ls || fail "split"
 mkdir -p parts && "$bin/snap-place" -q s.split -o p.placed --tier rw=file:"$work/parts" --tier ro=file:"$work/parts" \
   --tier cold=file:"$work/parts" > /dev/null || fail "place"
-# hugetlbfs takes no write(2): the image goes in through a shared mapping.
 to_hugetlbfs() {  # to_hugetlbfs FILE: copy FILE to $mnt/FILE
-  python3 - "$1" "$mnt/$1" <<'PY' || fail "copy $1 onto hugetlbfs"
-import mmap, os, sys
-src, dst = sys.argv[1:3]
-data = open(src, "rb").read()
-fd = os.open(dst, os.O_RDWR | os.O_CREAT, 0o600)
-os.ftruncate(fd, len(data))
-m = mmap.mmap(fd, len(data), mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-m[:] = data
-m.close()
-os.close(fd)
-PY
-  cmp -s "$1" "$mnt/$1" || fail "$1 on hugetlbfs differs"
+  hugetlbfs_copy "$1" "$mnt/$1" || fail "copy $1 onto hugetlbfs"
 }
 to_hugetlbfs img
 

@@ -12,6 +12,7 @@
 # own; both are undone at the end, also on failure.
 # usage: restore_hugetlbfs.sh [SNAPKIT_BIN]   (exit 77 = skipped)
 source "$(dirname "$0")/lib.bash"
+source "$(dirname "$0")/../lib/hugetlbfs.bash"
 probe_vm
 for t in snap-record snap-split snap-place snap-restore; do
     [ -x "$SNAPKIT_BIN/$t" ] || skip "$t not built"
@@ -55,20 +56,8 @@ for f in hello json; do
     "$B/snap-split" --page-size 2097152 --mem "$S/mem.img" -o "$D/s.split" -q "$D/rec.ls" || fail "$f: snap-split"
     "$B/snap-place" "$D/s.split" -o "$D/p.placed" -q --tier rw=dram --tier ro=dax:"$DAX/$f" --tier cold=file:"$D/ssd" \
         > /dev/null || fail "$f: snap-place (2 MiB pages, its defaults)"
-    # hugetlbfs takes no write(2): the image goes in through a shared mapping.
-    python3 - "$S/mem.img" "$MNT/$f.img" <<'PY' || fail "$f: copy onto hugetlbfs"
-import mmap, os, sys
-src, dst = sys.argv[1:3]
-data = open(src, "rb").read()
-fd = os.open(dst, os.O_RDWR | os.O_CREAT, 0o600)
-os.ftruncate(fd, len(data))
-m = mmap.mmap(fd, len(data), mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-m[:] = data
-m.close()
-os.close(fd)
-PY
+    hugetlbfs_copy "$S/mem.img" "$MNT/$f.img" || fail "$f: copy onto hugetlbfs"
     sum0=$(sha256sum "$S/mem.img" | cut -d' ' -f1)
-    [ "$(sha256sum "$MNT/$f.img" | cut -d' ' -f1)" = "$sum0" ] || fail "$f: the copy on hugetlbfs differs"
     for s in vanilla reap faasnap tiered; do
         out=$("$SNAPVM" restore --snapshot "$S" --image "$MNT/$f.img" --json \
             --wrap "$B/snap-restore $D/p.placed --strategy $s --image $MNT/$f.img --json -o $D/$s.report --exec --") ||
