@@ -555,11 +555,10 @@ void apply_uffd(char* base, size_t len, off_t off, int prot, int flags, uint64_t
         ::close(fd);
         if (r == MAP_FAILED) die(errno_text("mmap " + path, errno));
     } else {
-        int huge = 0;
-        if (huge_bytes) {
-            if (huge_bytes != ps) die("the VMM's memory is in huge pages of " + std::to_string(huge_bytes) + " bytes, the plan's pages are " + std::to_string(ps));
-            huge = MAP_HUGETLB | (__builtin_ctzll(huge_bytes) << MAP_HUGE_SHIFT);
-        }
+        // Pages of the plan's size only: a plan of smaller pages onto huge memory is refused by
+        // snap-restore before the VMM runs, except for --record, which traces 4 KiB touches in
+        // 4 KiB anonymous memory.
+        const int huge = huge_bytes && huge_bytes == ps ? MAP_HUGETLB | (__builtin_ctzll(huge_bytes) << MAP_HUGE_SHIFT) : 0;
         r = real_mmap(base, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | keep | huge, -1, 0);
         if (r == MAP_FAILED && huge)
             die(errno_text("mmap of " + std::to_string(len / huge_bytes) + " anonymous huge pages (MAP_HUGETLB) for the guest's memory", errno) +

@@ -342,7 +342,10 @@ struct RedisCluster::Impl {
     size_t node_index(const Endpoint& ep) {
         for (size_t i = 0; i < nodes.size(); ++i)
             if (nodes[i].ep == ep) return i;
-        nodes.push_back(Node{ep, ep.name()});
+        Node n;
+        n.ep = ep;
+        n.name = ep.name();
+        nodes.push_back(std::move(n));
         return nodes.size() - 1;
     }
 

@@ -22,9 +22,7 @@
 
 #include <signal.h>
 #include <sys/prctl.h>
-#include <linux/magic.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
