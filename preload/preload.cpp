@@ -30,6 +30,7 @@
 // Errors print one line "snap-restore: error: …" and end the VMM with exit code 1: a VMM
 // must not run a guest on wrong memory.
 #include "common/restore/plan.hpp"
+#include "common/sys/hugetlbfs.hpp"
 #include "common/uffd/wire.hpp"
 
 #include <nlohmann/json.hpp>
@@ -43,8 +44,6 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <sys/vfs.h>
-#include <linux/magic.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -634,11 +633,6 @@ void apply_uffd(char* base, size_t len, off_t off, int prot, int flags, uint64_t
     start_background(base, first, npages, plan.drain, true);
 }
 
-uint64_t hugetlbfs_page_bytes(int fd) {
-    struct statfs fs {};
-    return ::fstatfs(fd, &fs) == 0 && fs.f_type == HUGETLBFS_MAGIC ? uint64_t(fs.f_bsize) : 0;
-}
-
 bool is_image(int fd) {
     struct stat st;
     if (::fstat(fd, &st) != 0) return false;
@@ -734,7 +728,7 @@ void* interpose_mmap(void* addr, size_t len, int prot, int flags, int fd, off_t 
     void* p = real_mmap(addr, len, prot, flags, fd, off);
     if (p != MAP_FAILED) {
         try {
-            if (g->plan.demand) apply_uffd(static_cast<char*>(p), len, off, prot, flags, hugetlbfs_page_bytes(fd));
+            if (g->plan.demand) apply_uffd(static_cast<char*>(p), len, off, prot, flags, snap::sys::hugetlbfs_page_bytes(fd));
             else apply(static_cast<char*>(p), len, off, prot, flags, fd);
         } catch (const std::exception& e) {
             die(e.what());

@@ -538,16 +538,8 @@ std::vector<PageSpan> minus_ops(const MappingPlan& plan, const std::vector<PageS
 
 std::vector<PageSpan> exec_installs(const MappingPlan& plan, bool before_guest) {
     std::vector<PageSpan> v = minus_ops(plan, plan.eager);
-    if (!before_guest) return v;
-    std::sort(v.begin(), v.end(), [](const PageSpan& a, const PageSpan& b) { return a.first_page < b.first_page; });
-    std::vector<PageSpan> out;
-    for (const auto& sp : v) {
-        if (!out.empty() && sp.first_page <= out.back().end_page())
-            out.back().pages = std::max(out.back().end_page(), sp.end_page()) - out.back().first_page;
-        else
-            out.push_back(sp);
-    }
-    return out;
+    if (before_guest) sort_and_merge(v);
+    return v;
 }
 
 std::vector<PageSpan> exec_present(const MappingPlan& plan) {

@@ -152,17 +152,7 @@ uint64_t PlacedSource::install_hot_parts(uffd::FaultServer& server, std::span<co
     }
     // The eager set by image page, merged: each window installs only its share of it.
     std::vector<uffd::PageRange> want(eager.begin(), eager.end());
-    std::sort(want.begin(), want.end(), [](const auto& x, const auto& y) { return x.first_page < y.first_page; });
-    {
-        size_t o = 0;
-        for (const auto& w : want) {
-            if (o && want[o - 1].first_page + want[o - 1].pages >= w.first_page)
-                want[o - 1].pages = std::max(want[o - 1].first_page + want[o - 1].pages, w.first_page + w.pages) - want[o - 1].first_page;
-            else
-                want[o++] = w;
-        }
-        want.resize(o);
-    }
+    sort_and_merge(want);
     // The windows: the parts front to back, one after the other, cut into windows of
     // window_bytes (a window may hold the end of one part and the start of the next: a small
     // working set is one window, read and installed at once); each part's spans in file order.
@@ -173,8 +163,10 @@ uint64_t PlacedSource::install_hot_parts(uffd::FaultServer& server, std::span<co
     std::vector<std::vector<Piece>> wins;
     uint64_t fill = window_bytes;
     std::vector<std::vector<const Span*>> by_offset(parts_.size());
+    std::vector<bool> windowed(parts_.size(), false);
     for (size_t i = 0; i < parts_.size(); ++i) {
         if (!hot(i) || parts_[i]->part().compression != placed::Compression::none) continue;
+        windowed[i] = true;
         const uint64_t raw = parts_[i]->part().raw_bytes;
         for (uint64_t at = 0; at < raw;) {
             if (fill == window_bytes) {
@@ -240,13 +232,7 @@ uint64_t PlacedSource::install_hot_parts(uffd::FaultServer& server, std::span<co
                     }
                 }
             }
-            std::sort(ranges.begin(), ranges.end(), [](const auto& x, const auto& y) { return x.first_page < y.first_page; });
-            size_t o = 0;
-            for (const auto& r : ranges) {
-                if (o && ranges[o - 1].first_page + ranges[o - 1].pages == r.first_page) ranges[o - 1].pages += r.pages;
-                else ranges[o++] = r;
-            }
-            ranges.resize(o);
+            sort_and_merge(ranges);
             try {
                 installed += server.install(ranges);
             } catch (...) {
@@ -259,7 +245,18 @@ uint64_t PlacedSource::install_hot_parts(uffd::FaultServer& server, std::span<co
         }
     }
     // What no window held: ZERO pages of the eager set, parts read whole above.
-    return installed + server.install(eager);
+    std::vector<uffd::PageRange> rest;
+    for (const auto& w : spans_.empty() ? std::vector<uffd::PageRange>{} : want) {
+        auto it = std::upper_bound(spans_.begin(), spans_.end(), w.first_page,
+                                   [](uint64_t p, const Span& s) { return p < s.first_page; });
+        for (--it; it != spans_.end() && it->first_page < w.end_page(); ++it) {
+            if (it->part >= 0 && windowed[size_t(it->part)]) continue;
+            const uint64_t a = std::max(w.first_page, it->first_page), b = std::min(w.end_page(), it->first_page + it->pages);
+            if (a < b) rest.push_back({a, b - a});
+        }
+    }
+    sort_and_merge(rest);
+    return installed + server.install(rest);
 }
 
 void PlacedSource::populate_rw(bool ro) {

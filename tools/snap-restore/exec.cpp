@@ -104,10 +104,8 @@ void refuse_small_pages_over_hugetlbfs(const std::string& image, const restore::
     std::string why;
     if (plan.demand && r.page_size() < huge)
         why = "its userfaultfd schedule serves the pages into anonymous memory";
-    else if (plan.base == restore::Base::file && !(plan.base_file >= 0 && size_t(plan.base_file) < plan.files.size() &&
-                                                  hugetlbfs_page_bytes(plan.files[size_t(plan.base_file)].path) == huge))
-        why = "it maps its layout file " + (plan.base_file >= 0 && size_t(plan.base_file) < plan.files.size() ? plan.files[size_t(plan.base_file)].path : std::string()) +
-              ", which is not on hugetlbfs";
+    else if (plan.base == restore::Base::file && hugetlbfs_page_bytes(plan.files.at(size_t(plan.base_file)).path) != huge)
+        why = "it maps its layout file " + plan.files.at(size_t(plan.base_file)).path + ", which is not on hugetlbfs";
     else if (plan.base == restore::Base::anon && !plan.demand)
         why = "it lays anonymous memory over the image";
     for (const auto& op : plan.ops) {

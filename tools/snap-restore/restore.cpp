@@ -8,11 +8,10 @@
 #include "common/hash.hpp"
 #include "common/image.hpp"
 #include "common/restore/source.hpp"
+#include "common/sys/hugetlbfs.hpp"
 
 #include <fcntl.h>
-#include <linux/magic.h>
 #include <sys/mman.h>
-#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -77,8 +76,7 @@ uint64_t Context::granule_bytes(const Options& opt) const {
 
 uint64_t hugetlbfs_page_bytes(const std::string& path) {
     const std::string at = ::access(path.c_str(), F_OK) == 0 ? path : std::filesystem::path(path).parent_path().string();
-    struct statfs fs{};
-    return ::statfs(at.c_str(), &fs) == 0 && fs.f_type == HUGETLBFS_MAGIC ? uint64_t(fs.f_bsize) : 0;
+    return sys::hugetlbfs_page_bytes(at.c_str());
 }
 
 restore::MappingPlan Context::build_plan(const Options& opt, const std::string& image_path) const {
