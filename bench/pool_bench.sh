@@ -3,8 +3,8 @@
 # bench/pool_bench.sh BIN [MIB]: what a restore gets from one pool node (redis-server on
 # loopback, started here and stopped at the end), against the bare store measured in the same
 # run (snap-place --pool --calibrate: GET round trip and pipelined bandwidth):
-#   bulk   a hot part fetched whole before the guest runs (reap over --serve: its RW and RO
-#          parts), page bytes per second of fetching and checking;
+#   bulk   the hot parts fetched before the guest runs (reap over --serve: its RW and RO
+#          parts, window by window), page bytes per second of fetching and checking;
 #   fault  a 4 KiB fault served from the pool on demand (vanilla over --serve, every page in
 #          the pool, 4 KiB chunks, no read-ahead, fcclient touching pages in random order):
 #          the fetch a fault waits for (fetch + XXH3-128 check), and the whole fault as the

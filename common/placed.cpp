@@ -425,6 +425,7 @@ PartSource::PartSource(const Part& part, const pool::ReadOptions& pool_options) 
 
 PartSource::~PartSource() {
     if (dctx_) ZSTD_freeDCtx(static_cast<ZSTD_DCtx*>(dctx_));
+    if (span_dctx_) ZSTD_freeDCtx(static_cast<ZSTD_DCtx*>(span_dctx_));
     if (map_) ::munmap(map_, map_len_);
     if (fd_ >= 0) ::close(fd_);
 }
@@ -434,21 +435,25 @@ std::span<const std::byte> PartSource::mapped() const {
     return {map_ + part_.offset, part_.raw_bytes};
 }
 
-void PartSource::load_frame(size_t i) {
-    if (frame_index_ == i) return;
+void PartSource::decode_frame(size_t i, std::byte* dst, void* dctx) const {
     const Frame& f = part_.frames[i];
-    frame_.resize(part_.frame_bytes);
-    size_t n = ZSTD_decompressDCtx(static_cast<ZSTD_DCtx*>(dctx_), frame_.data(), f.raw_bytes, map_ + stored_start_[i],
-                                   f.stored_bytes);
+    size_t n = ZSTD_decompressDCtx(static_cast<ZSTD_DCtx*>(dctx), dst, f.raw_bytes, map_ + stored_start_[i], f.stored_bytes);
     if (ZSTD_isError(n))
         throw BadInput(part_.path, "frame " + std::to_string(i) + ": " + ZSTD_getErrorName(n));
     if (n != f.raw_bytes)
         throw BadInput(part_.path, "frame " + std::to_string(i) + " decompresses to " + std::to_string(n) + " bytes, expected " +
                                        std::to_string(f.raw_bytes));
-    uint64_t h = hash::xxh3(frame_.data(), n);
+    uint64_t h = hash::xxh3(dst, n);
     if (h != f.xxh3)
         throw BadInput(part_.path, "frame " + std::to_string(i) + ": checksum mismatch (manifest " + hash::to_hex(f.xxh3) +
                                        ", data " + hash::to_hex(h) + ")");
+}
+
+void PartSource::load_frame(size_t i) {
+    if (frame_index_ == i) return;
+    frame_.resize(part_.frame_bytes);
+    frame_index_ = SIZE_MAX;  // until the new frame is in
+    decode_frame(i, frame_.data(), dctx_);
     frame_index_ = i;
 }
 
@@ -478,6 +483,39 @@ void PartSource::read(uint64_t offset, size_t len, std::byte* dst) {
 void PartSource::read_all(std::byte* dst) {
     if (pool_) pool_->read_all(dst);
     else read(0, part_.raw_bytes, dst);
+}
+
+uint64_t PartSource::unit_start(uint64_t offset) const {
+    if (offset >= part_.raw_bytes) return part_.raw_bytes;
+    if (pool_) return pool_->chunk_start(offset);
+    if (part_.compression == Compression::zstd) return offset / part_.frame_bytes * part_.frame_bytes;
+    return offset;
+}
+
+uint64_t PartSource::max_unit_bytes() const {
+    if (pool_) return pool_->max_chunk_bytes();
+    return part_.compression == Compression::zstd ? part_.frame_bytes : 0;
+}
+
+void PartSource::read_span(uint64_t offset, uint64_t len, std::byte* dst) {
+    if (offset > part_.raw_bytes || len > part_.raw_bytes - offset)
+        throw Error("internal: read past the end of part " + part_.path);
+    if (unit_start(offset) != offset || unit_start(offset + len) != offset + len)
+        throw Error("internal: a bulk read of part " + part_.path + " off its unit boundaries");
+    if (pool_) {
+        pool_->read_span(offset, len, dst);
+        return;
+    }
+    if (part_.compression == Compression::none) {
+        std::memcpy(dst, map_ + part_.offset + offset, len);
+        return;
+    }
+    if (!span_dctx_ && !(span_dctx_ = ZSTD_createDCtx())) throw std::bad_alloc();
+    for (uint64_t at = offset; at < offset + len;) {
+        const size_t i = static_cast<size_t>(at / part_.frame_bytes);
+        decode_frame(i, dst + (at - offset), span_dctx_);
+        at += part_.frames[i].raw_bytes;
+    }
 }
 
 void PartSource::advise_random() const {
@@ -510,10 +548,17 @@ void check_part(const Part& part, const std::function<void(uint64_t)>& progress,
             if (progress) progress(std::min<uint64_t>(at + kSlice, m.size()));
         }
     } else if (part.compression == Compression::chunks) {
-        // Every chunk is checked against its name as it arrives; then the part as a whole.
-        std::vector<std::byte> buf(part.raw_bytes);
-        src.read_all(buf.data());
-        h.update(buf.data(), buf.size());
+        // Every chunk is checked against its name as it arrives; then the part as a whole, in
+        // slices of whole chunks (memory: one slice, whatever the part's size).
+        const uint64_t slice = std::max<uint64_t>(uint64_t{64} << 20, src.max_unit_bytes());
+        std::unique_ptr<std::byte[]> buf(new std::byte[std::min<uint64_t>(slice, part.raw_bytes)]);
+        for (uint64_t off = 0; off < part.raw_bytes;) {
+            const uint64_t end = src.unit_start(std::min(part.raw_bytes, off + slice));
+            src.read_span(off, end - off, buf.get());
+            h.update(buf.get(), end - off);
+            off = end;
+            if (progress) progress(off);
+        }
     } else {
         std::vector<std::byte> buf(part.frame_bytes);
         for (uint64_t off = 0; off < part.raw_bytes; off += part.frame_bytes) {

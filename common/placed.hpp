@@ -134,6 +134,16 @@ public:
     std::span<const std::byte> mapped() const;
     // Pool parts: the whole part into dst in large pipelines (hot classes before resume).
     void read_all(std::byte* dst);
+    // Raw bytes [offset, offset+len) into dst in bulk, both ends on unit boundaries (unit_start):
+    // a pool part in large pipelines (its chunks checked, the chunk cache bypassed), a
+    // compressed part frame by frame straight into dst (each frame checked), an uncompressed
+    // one copied from its mapping. One bulk read at a time; it shares no state with read(), so
+    // the two may run in different threads.
+    void read_span(uint64_t offset, uint64_t len, std::byte* dst);
+    // The start of the unit (chunk, frame; a page when uncompressed) holding offset, and the
+    // largest unit: a window of whole units that holds at least one.
+    uint64_t unit_start(uint64_t offset) const;
+    uint64_t max_unit_bytes() const;
     pool::PartReader* pool_reader() const { return pool_.get(); }
     // Copy raw bytes [offset, offset+len) to dst (decompressing frames as needed; each frame's
     // checksum is checked when it is decompressed).
@@ -149,6 +159,8 @@ public:
 
 private:
     void load_frame(size_t i);
+    // Frame i decompressed into dst (its raw_bytes), its checksum checked.
+    void decode_frame(size_t i, std::byte* dst, void* dctx) const;
     Part part_;
     int fd_ = -1;
     std::byte* map_ = nullptr;
@@ -156,7 +168,8 @@ private:
     std::vector<uint64_t> raw_start_, stored_start_;  // per frame
     std::vector<std::byte> frame_;
     size_t frame_index_ = SIZE_MAX;
-    void* dctx_ = nullptr;
+    void* dctx_ = nullptr;       // read()'s
+    void* span_dctx_ = nullptr;  // read_span()'s
     std::unique_ptr<pool::PartReader> pool_;
 };
 

@@ -27,6 +27,7 @@ PartReader::PartReader(const PoolUrl& url, std::vector<ChunkRef> chunks, ReadOpt
     for (auto& c : chunks_) {
         start_.push_back(raw_bytes_);
         raw_bytes_ += c.raw_bytes;
+        max_chunk_ = std::max<uint64_t>(max_chunk_, c.raw_bytes);
     }
     inflight_.assign(chunks_.size(), false);
     dctx_ = ZSTD_createDCtx();
@@ -41,6 +42,11 @@ PartReader::~PartReader() {
     cv_.notify_all();
     if (prefetcher_.joinable()) prefetcher_.join();
     ZSTD_freeDCtx(static_cast<ZSTD_DCtx*>(dctx_));
+    for (void* d : bulk_dctx_) ZSTD_freeDCtx(static_cast<ZSTD_DCtx*>(d));
+}
+
+uint64_t PartReader::chunk_start(uint64_t offset) const {
+    return offset >= raw_bytes_ ? raw_bytes_ : start_[chunk_at(offset)];
 }
 
 size_t PartReader::chunk_at(uint64_t offset) const {
@@ -201,7 +207,14 @@ void PartReader::prefetch_loop() {
     ZSTD_freeDCtx(dctx);
 }
 
-void PartReader::read_all(std::byte* dst) {
+void PartReader::read_all(std::byte* dst) { read_span(0, raw_bytes_, dst); }
+
+void PartReader::read_span(uint64_t offset, uint64_t len, std::byte* dst) {
+    if (offset > raw_bytes_ || len > raw_bytes_ - offset) throw Error("internal: read past the end of a pool part");
+    if (len == 0) return;
+    const size_t first = chunk_at(offset), stop = offset + len == raw_bytes_ ? chunks_.size() : chunk_at(offset + len);
+    if (start_[first] != offset || (stop < chunks_.size() && start_[stop] != offset + len))
+        throw Error("internal: a bulk read of a pool part off its chunk boundaries");
     // Two streams of pipelines, each on its own connections: one decodes and checks a batch
     // while the other's is on the wire (one stream alone leaves client and server taking turns).
     // A pipeline asks for about 512 KiB of values: a reply that fits the sockets' buffers is
@@ -210,15 +223,15 @@ void PartReader::read_all(std::byte* dst) {
     // 16 KiB chunks (bench/pool_bench.sh): 256 chunks (4 MiB) a pipeline 0.54-0.75 GB/s, 64
     // 0.56-1.23, 32 0.90-1.39 (median 1.23), 16 1.03-1.26.
     constexpr uint64_t kBatchBytes = 512u << 10;
-    std::vector<size_t> cut{0};  // batch b is chunks [cut[b], cut[b+1])
-    for (size_t i = 0, bytes = 0; i < chunks_.size(); ++i) {
+    std::vector<size_t> cut{first};  // batch b is chunks [cut[b], cut[b+1])
+    for (size_t i = first, bytes = 0; i < stop; ++i) {
         if (bytes > 0 && bytes + chunks_[i].stored_bytes > kBatchBytes) {
             cut.push_back(i);
             bytes = 0;
         }
         bytes += chunks_[i].stored_bytes;
     }
-    cut.push_back(chunks_.size());
+    cut.push_back(stop);
     const size_t batches = cut.size() - 1;
     std::atomic<size_t> next{0};
     std::atomic<uint64_t> moved{0};
@@ -230,7 +243,7 @@ void PartReader::read_all(std::byte* dst) {
                 const size_t lo = cut[b], hi = cut[b + 1];
                 std::vector<ChunkRef> refs(chunks_.begin() + static_cast<ptrdiff_t>(lo), chunks_.begin() + static_cast<ptrdiff_t>(hi));
                 std::vector<std::byte*> dsts;
-                for (size_t i = lo; i < hi; ++i) dsts.push_back(dst + start_[i]);
+                for (size_t i = lo; i < hi; ++i) dsts.push_back(dst + (start_[i] - offset));
                 moved += store.fetch(refs, dsts, dctx);
             }
         } catch (...) {
@@ -239,28 +252,40 @@ void PartReader::read_all(std::byte* dst) {
             next = batches;  // the other stream stops too
         }
     };
+    // A stream's connections and decoder, made once and kept; false: it cannot be made.
+    auto ready = [&](int k) {
+        try {
+            if (!bulk_[k]) bulk_[k] = std::make_unique<ChunkStore>(url_, opt_.client);
+            if (!bulk_dctx_[k]) bulk_dctx_[k] = ZSTD_createDCtx();
+        } catch (...) {
+            if (k == 0) throw;  // the first stream's failure is the read's
+            return false;
+        }
+        if (!bulk_dctx_[k]) {
+            if (k == 0) throw std::bad_alloc();
+            return false;
+        }
+        return true;
+    };
     const uint64_t t0 = now_ns();
     std::thread second;
-    std::unique_ptr<ChunkStore> store2;
-    ZSTD_DCtx* dctx2 = nullptr;
-    if (batches > 1) {
+    if (batches > 1)
         second = std::thread([&] {
-            try {
-                store2 = std::make_unique<ChunkStore>(url_, opt_.client);
-            } catch (...) {
-                return;  // the first stream does it all
-            }
-            dctx2 = ZSTD_createDCtx();
-            if (dctx2) work(*store2, dctx2);
+            if (ready(1)) work(*bulk_[1], bulk_dctx_[1]);  // else the first stream does it all
         });
+    try {
+        ready(0);
+    } catch (...) {
+        next = batches;
+        if (second.joinable()) second.join();
+        throw;
     }
-    work(store_, dctx_);
+    work(*bulk_[0], bulk_dctx_[0]);
     if (second.joinable()) second.join();
-    if (dctx2) ZSTD_freeDCtx(dctx2);
     if (failure) std::rethrow_exception(failure);
     std::lock_guard lk(mu_);
     stats_.bulk_ns += now_ns() - t0;
-    stats_.bulk_chunks += chunks_.size();
+    stats_.bulk_chunks += stop - first;
     stats_.bulk_bytes += moved;
 }
 

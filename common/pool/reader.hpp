@@ -54,6 +54,13 @@ public:
     void read(uint64_t offset, size_t len, std::byte* dst);
     // The whole part into dst (raw_bytes long), in pipelines of many chunks.
     void read_all(std::byte* dst);
+    // Raw bytes [offset, offset+len) into dst the same way, bypassing the cache: a hot part read
+    // window by window into reused buffers. Both ends on chunk boundaries (chunk_start). One
+    // bulk read at a time; it has connections of its own, so demand reads may run meanwhile.
+    void read_span(uint64_t offset, uint64_t len, std::byte* dst);
+    // The start of the chunk holding offset (raw_bytes() for offset >= raw_bytes()).
+    uint64_t chunk_start(uint64_t offset) const;
+    uint64_t max_chunk_bytes() const { return max_chunk_; }
     ReadStats stats() const;
     // Where the first failure of the read-ahead thread happened, if any (reads refetch and
     // report their own failure; this is for the report).
@@ -83,6 +90,10 @@ private:
     ReadOptions opt_;
     ChunkStore store_;             // the reading thread's connections
     void* dctx_ = nullptr;
+    // read_span's two streams: connections and decoders made at the first bulk read, kept.
+    std::unique_ptr<ChunkStore> bulk_[2];
+    void* bulk_dctx_[2] = {nullptr, nullptr};
+    uint64_t max_chunk_ = 0;
 
     mutable std::mutex mu_;
     std::condition_variable cv_;

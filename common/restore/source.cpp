@@ -136,36 +136,26 @@ uint64_t PlacedSource::install_hot_parts(uffd::FaultServer& server, std::span<co
         const placed::Part& p = parts_[i]->part();
         return p.cls != PageClass::cold && p.raw_bytes > 0 && !loaded_parts_[i].data;
     };
-    // Compressed and pool parts: whole, into private memory (a frame or a chunk is their unit).
-    for (size_t i = 0; i < parts_.size(); ++i) {
-        const placed::Part& part = parts_[i]->part();
-        if (!hot(i) || part.compression == placed::Compression::none) continue;
-        void* m = private_buffer(part.raw_bytes, part.path);
-        try {
-            parts_[i]->read_all(static_cast<std::byte*>(m));
-        } catch (...) {
-            ::munmap(m, part.raw_bytes);
-            throw;
-        }
-        loaded_parts_[i] = {static_cast<std::byte*>(m), part.raw_bytes};
-        loaded_ += part.raw_bytes;
-    }
     // The eager set by image page, merged: each window installs only its share of it.
     std::vector<uffd::PageRange> want(eager.begin(), eager.end());
     sort_and_merge(want);
     // The windows: the parts front to back, one after the other, cut into windows of
     // window_bytes (a window may hold the end of one part and the start of the next: a small
     // working set is one window, read and installed at once); each part's spans in file order.
+    // A compressed or pool part is cut only between its units (frames, chunks), and a window
+    // holds at least the largest of them.
     struct Piece {
         size_t part;
         uint64_t offset, bytes, at;  // part bytes [offset, offset+bytes) at `at` in the window
     };
+    for (size_t i = 0; i < parts_.size(); ++i)
+        if (hot(i)) window_bytes = std::max(window_bytes, parts_[i]->max_unit_bytes());
     std::vector<std::vector<Piece>> wins;
     uint64_t fill = window_bytes;
     std::vector<std::vector<const Span*>> by_offset(parts_.size());
     std::vector<bool> windowed(parts_.size(), false);
     for (size_t i = 0; i < parts_.size(); ++i) {
-        if (!hot(i) || parts_[i]->part().compression != placed::Compression::none) continue;
+        if (!hot(i)) continue;
         windowed[i] = true;
         const uint64_t raw = parts_[i]->part().raw_bytes;
         for (uint64_t at = 0; at < raw;) {
@@ -173,7 +163,11 @@ uint64_t PlacedSource::install_hot_parts(uffd::FaultServer& server, std::span<co
                 wins.emplace_back();
                 fill = 0;
             }
-            const uint64_t n = std::min(window_bytes - fill, raw - at);
+            const uint64_t n = parts_[i]->unit_start(std::min(at + window_bytes - fill, raw)) - at;
+            if (n == 0) {  // not one more unit fits: the next window
+                fill = window_bytes;
+                continue;
+            }
             wins.back().push_back({i, at, n, fill});
             fill += n;
             at += n;
@@ -195,13 +189,16 @@ uint64_t PlacedSource::install_hot_parts(uffd::FaultServer& server, std::span<co
             }
         } buf{{}, window_bytes};
         for (auto*& p : buf.b) p = static_cast<std::byte*>(private_buffer(window_bytes, "the working-set windows"));
+        // Uncompressed parts are files read directly; the others through their PartSource.
         std::vector<std::unique_ptr<SequentialFile>> files(parts_.size());
         for (const auto& w : wins)
             for (const Piece& pc : w)
-                if (!files[pc.part]) files[pc.part] = std::make_unique<SequentialFile>(parts_[pc.part]->part().path);
+                if (!files[pc.part] && parts_[pc.part]->part().compression == placed::Compression::none)
+                    files[pc.part] = std::make_unique<SequentialFile>(parts_[pc.part]->part().path);
         auto read_window = [&](size_t k) {
             for (const Piece& pc : wins[k])
-                files[pc.part]->read(buf.b[k % 2] + pc.at, pc.bytes, parts_[pc.part]->part().offset + pc.offset);
+                if (files[pc.part]) files[pc.part]->read(buf.b[k % 2] + pc.at, pc.bytes, parts_[pc.part]->part().offset + pc.offset);
+                else parts_[pc.part]->read_span(pc.offset, pc.bytes, buf.b[k % 2] + pc.at);
         };
         const uint64_t ps = page_size_;
         std::future<void> next = std::async(std::launch::async, read_window, size_t{0});
@@ -240,11 +237,14 @@ uint64_t PlacedSource::install_hot_parts(uffd::FaultServer& server, std::span<co
                 if (next.valid()) next.wait();
                 throw;
             }
-            for (const auto& w : windows_) loaded_ += w.bytes;
+            for (const Piece& pc : wins[k]) {
+                loaded_ += pc.bytes;
+                if (parts_[pc.part]->part().compression == placed::Compression::zstd) decompressed_ += pc.bytes;
+            }
             windows_.clear();
         }
     }
-    // What no window held: ZERO pages of the eager set, parts read whole above.
+    // What no window held: ZERO pages of the eager set.
     std::vector<uffd::PageRange> rest;
     for (const auto& w : spans_.empty() ? std::vector<uffd::PageRange>{} : want) {
         auto it = std::upper_bound(spans_.begin(), spans_.end(), w.first_page,
@@ -316,7 +316,7 @@ nlohmann::json PlacedSource::pool_json() const {
     return {{"classes", classes},
             {"demand_fetches", sum.demand_fetches},
             {"fault_bytes", sum.demand_bytes},        // fetched while a fault waited
-            {"before_resume_bytes", sum.bulk_bytes},  // hot parts fetched whole before the VMM ran
+            {"before_resume_bytes", sum.bulk_bytes},  // hot parts fetched in bulk before the VMM ran
             {"demand_ns", sum.demand_ns},             // time faults waited for fetches
             {"bulk_ns", sum.bulk_ns},
             {"fetched_bytes", sum.demand_bytes + sum.bulk_bytes + sum.prefetched_bytes}};

@@ -35,10 +35,12 @@ public:
     // takes it, so the page cache is neither used nor polluted; a working set that fits is one
     // window), the next window read while the pages of this one are installed in address order
     // (server.install: one UFFDIO_COPY per contiguous run).
-    // Hot parts that cannot be read that way (compressed, in a pool) are fetched whole into
-    // private memory first. Then what is left of `eager` (ZERO pages, those parts) is
-    // installed. Memory: two windows, not the working set (a private copy of a 4 GiB working
-    // set costs a fresh page per page before the guest's own). Returns the pages installed.
+    // Compressed and pool parts go the same way, cut between their frames or chunks (fetched
+    // in large pipelines and checked, decompressed straight into the window). Then the ZERO
+    // pages of `eager` are installed. Memory: two windows, not the working set (a private copy
+    // of a 4 GiB working set costs a fresh page per page before the guest's own: fetching a
+    // pool part into fresh memory ran at 0.4-0.66 GB/s here, into reused buffers 0.9-1.7).
+    // Returns the pages installed.
     uint64_t install_hot_parts(uffd::FaultServer& server, std::span<const uffd::PageRange> eager,
                                uint64_t window_bytes = uint64_t{16} << 20);
     // Make the hot parts ready to install without I/O, before the VMM starts (the handler's

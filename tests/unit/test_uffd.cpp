@@ -351,72 +351,83 @@ TEST_CASE("fault server: recording first touches with write-protect") {
 TEST_CASE("REAP's working-set install: parts read window by window, every touched page in before the guest, none faulted") {
     if (!uffd_usable()) return;
     namespace fs = std::filesystem;
-    const fs::path dir = fs::temp_directory_path() / ("snapkit-unit-reap-" + std::to_string(::getpid()));
-    fs::remove_all(dir);
-    fs::create_directories(dir / "rw");
-    fs::create_directories(dir / "ro");
-    fs::create_directories(dir / "cold");
-    const size_t pages = 96;
-    const std::vector<std::byte> img = test_image(pages);  // every 5th page (3, 8, …) is zero
-    {
-        FILE* f = std::fopen((dir / "img").c_str(), "wb");
-        REQUIRE(f);
-        REQUIRE(std::fwrite(img.data(), 1, img.size(), f) == img.size());
-        std::fclose(f);
-    }
-    snap::Image image((dir / "img").string());
-    snap::LoadingSet ls;
-    ls.image = image.identity();
-    ls.method = "unit";
-    ls.knows_writes = true;
-    uint32_t rank = 0;
-    auto touch = [&](uint64_t from, uint64_t to, uint8_t access) {
-        for (uint64_t p = from; p < to; ++p) ls.touches.push_back({p, 0, rank++, access});
-    };
-    touch(70, 80, snap::kAccessRead | snap::kAccessWrite);  // first-touch order is not address order
-    touch(3, 13, snap::kAccessRead);                         // zero pages among them
-    touch(40, 45, snap::kAccessWrite);
-    touch(50, 61, snap::kAccessRead);
-    touch(90, 92, snap::kAccessRead | snap::kAccessWrite);
-    ls.normalize();
-    auto split_plan = snap::plan_split(image, ls, {});
-    snap::write_split(image, split_plan, (dir / "s.split").string(), 0);
-    snap::SplitReader split((dir / "s.split").string());
-    snap::placed::PlaceRequest req;
-    for (const char* t : {"rw", "ro", "cold"}) {
-        snap::tier::TierSpec spec;
-        spec.kind = snap::tier::TierKind::file;
-        spec.location = (dir / t).string();
-        spec.budget_bytes = snap::tier::kUnlimited;
-        req.tiers.push_back(spec);
-    }
-    req.fixed[static_cast<int>(snap::PageClass::rw)] = 0;
-    req.fixed[static_cast<int>(snap::PageClass::ro)] = 1;
-    req.fixed[static_cast<int>(snap::PageClass::cold)] = 2;
-    snap::placed::place(split, req, (dir / "p.placed").string());
-    snap::placed::PlacedReader r((dir / "p.placed").string());
-    snap::restore::PlacedSource source(r);
+    // Uncompressed parts; zstd parts of 2-page frames (windows cut between frames) and of
+    // 4-page frames (a frame larger than the asked-for window: the window grows to hold one).
+    for (uint32_t frame_pages : {0u, 2u, 4u}) {
+        CAPTURE(frame_pages);
+        const fs::path dir = fs::temp_directory_path() / ("snapkit-unit-reap-" + std::to_string(::getpid()));
+        fs::remove_all(dir);
+        fs::create_directories(dir / "rw");
+        fs::create_directories(dir / "ro");
+        fs::create_directories(dir / "cold");
+        const size_t pages = 96;
+        const std::vector<std::byte> img = test_image(pages);  // every 5th page (3, 8, …) is zero
+        {
+            FILE* f = std::fopen((dir / "img").c_str(), "wb");
+            REQUIRE(f);
+            REQUIRE(std::fwrite(img.data(), 1, img.size(), f) == img.size());
+            std::fclose(f);
+        }
+        snap::Image image((dir / "img").string());
+        snap::LoadingSet ls;
+        ls.image = image.identity();
+        ls.method = "unit";
+        ls.knows_writes = true;
+        uint32_t rank = 0;
+        auto touch = [&](uint64_t from, uint64_t to, uint8_t access) {
+            for (uint64_t p = from; p < to; ++p) ls.touches.push_back({p, 0, rank++, access});
+        };
+        touch(70, 80, snap::kAccessRead | snap::kAccessWrite);  // first-touch order is not address order
+        touch(3, 13, snap::kAccessRead);                         // zero pages among them
+        touch(40, 45, snap::kAccessWrite);
+        touch(50, 61, snap::kAccessRead);
+        touch(90, 92, snap::kAccessRead | snap::kAccessWrite);
+        ls.normalize();
+        auto split_plan = snap::plan_split(image, ls, {});
+        snap::write_split(image, split_plan, (dir / "s.split").string(), 0);
+        snap::SplitReader split((dir / "s.split").string());
+        snap::placed::PlaceRequest req;
+        for (const char* t : {"rw", "ro", "cold"}) {
+            snap::tier::TierSpec spec;
+            spec.kind = snap::tier::TierKind::file;
+            spec.location = (dir / t).string();
+            spec.budget_bytes = snap::tier::kUnlimited;
+            req.tiers.push_back(spec);
+        }
+        req.fixed[static_cast<int>(snap::PageClass::rw)] = 0;
+        req.fixed[static_cast<int>(snap::PageClass::ro)] = 1;
+        req.fixed[static_cast<int>(snap::PageClass::cold)] = 2;
+        if (frame_pages) {
+            req.compress = true;
+            req.frame_bytes = frame_pages * 4096;
+        }
+        snap::placed::place(split, req, (dir / "p.placed").string());
+        snap::placed::PlacedReader r((dir / "p.placed").string());
+        for (const auto& part : r.parts())
+            CHECK(part.compression == (frame_pages ? snap::placed::Compression::zstd : snap::placed::Compression::none));
+        snap::restore::PlacedSource source(r);
 
-    std::byte* mem = static_cast<std::byte*>(mmap(nullptr, img.size(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-    REQUIRE(mem != MAP_FAILED);
-    const std::vector<Region> regions{{reinterpret_cast<uint64_t>(mem), img.size(), 0, 4096}};
-    FaultServer server(Userfaultfd::create(UFFD_FEATURE_EVENT_REMOVE), regions, source, {});
-    server.register_regions();
-    std::vector<PageRange> eager;  // the working set, in first-touch order, a page at a time
-    for (const auto& t : split_plan.order) eager.push_back({t.page, 1});
-    // Windows of 3 pages: extents are cut across windows, and a window holds several extents.
-    const uint64_t installed = source.install_hot_parts(server, eager, 3 * 4096);
-    CHECK(installed == eager.size());
-    // 38 touched pages, 7 of them zero (73, 78, 3, 8, 43, 53, 58): the RW and RO parts, each read once.
-    CHECK(source.bytes_loaded() == 31 * 4096);
-    CHECK(server.stats().eager_pages_zeroed == 7);
-    {
-        Serving serving(server);
-        for (const auto& e : eager) CHECK(std::memcmp(mem + e.first_page * 4096, img.data() + e.first_page * 4096, 4096) == 0);
-        CHECK(server.stats().faults == 0);
-        for (size_t p = 0; p < pages; ++p) CHECK(std::memcmp(mem + p * 4096, img.data() + p * 4096, 4096) == 0);  // the rest on demand
+        std::byte* mem = static_cast<std::byte*>(mmap(nullptr, img.size(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+        REQUIRE(mem != MAP_FAILED);
+        const std::vector<Region> regions{{reinterpret_cast<uint64_t>(mem), img.size(), 0, 4096}};
+        FaultServer server(Userfaultfd::create(UFFD_FEATURE_EVENT_REMOVE), regions, source, {});
+        server.register_regions();
+        std::vector<PageRange> eager;  // the working set, in first-touch order, a page at a time
+        for (const auto& t : split_plan.order) eager.push_back({t.page, 1});
+        // Windows of 3 pages: extents are cut across windows, and a window holds several extents.
+        const uint64_t installed = source.install_hot_parts(server, eager, 3 * 4096);
+        CHECK(installed == eager.size());
+        // 38 touched pages, 7 of them zero (73, 78, 3, 8, 43, 53, 58): the RW and RO parts, each read once.
+        CHECK(source.bytes_loaded() == 31 * 4096);
+        CHECK(server.stats().eager_pages_zeroed == 7);
+        {
+            Serving serving(server);
+            for (const auto& e : eager) CHECK(std::memcmp(mem + e.first_page * 4096, img.data() + e.first_page * 4096, 4096) == 0);
+            CHECK(server.stats().faults == 0);
+            for (size_t p = 0; p < pages; ++p) CHECK(std::memcmp(mem + p * 4096, img.data() + p * 4096, 4096) == 0);  // the rest on demand
+        }
+        CHECK(server.stats().faults > 0);
+        munmap(mem, img.size());
+        fs::remove_all(dir);
     }
-    CHECK(server.stats().faults > 0);
-    munmap(mem, img.size());
-    fs::remove_all(dir);
 }
