@@ -22,7 +22,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 W=$(mktemp -d /tmp/snapkit-pool-bench.XXXXXX)
 SNAPKIT_WORK=$W
 spin=()
-trap 'kill "${spin[@]}" 2> /dev/null; rm -rf "$W"' EXIT
+trap 'kill "${spin[@]}" 2> /dev/null || true; rm -rf "$W"' EXIT
 if [ $busy = 1 ]; then
   for _ in $(seq "$(nproc)"); do nice -n 19 sh -c 'while :; do :; done' & spin+=($!); done
 fi

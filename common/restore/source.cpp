@@ -231,8 +231,13 @@ uint64_t PlacedSource::install_hot_parts(uffd::FaultServer& server, std::span<co
             }
             sort_and_merge(ranges);
             try {
+                // Every range lies in this window: reads hand out pointers into it, so the
+                // install may use its helper thread even when a part is compressed or pooled.
+                window_reads_ = true;
                 installed += server.install(ranges);
+                window_reads_ = false;
             } catch (...) {
+                window_reads_ = false;
                 windows_.clear();
                 if (next.valid()) next.wait();
                 throw;
@@ -323,6 +328,7 @@ nlohmann::json PlacedSource::pool_json() const {
 }
 
 bool PlacedSource::concurrent_reads() const {
+    if (window_reads_) return true;  // a window's installs read only the window (install_hot_parts)
     for (size_t i = 0; i < parts_.size(); ++i) {
         const bool loaded = i < loaded_parts_.size() && loaded_parts_[i].data;
         if (!loaded && parts_[i]->part().compression != placed::Compression::none) return false;

@@ -75,6 +75,7 @@ private:
         const std::byte* data = nullptr;
     };
     std::vector<Window> windows_;  // the pieces of parts in the window being installed
+    bool window_reads_ = false;    // installing a window: every read is a pointer into it
     std::vector<bool> pread_;           // per part: on a file tier, read with pread (no readahead)
     uint64_t loaded_ = 0;
     uint64_t size_;
