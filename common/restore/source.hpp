@@ -52,7 +52,8 @@ public:
     // The pool's side of the restore (chunks fetched on demand and ahead, per class), or null
     // when no part is in a pool.
     nlohmann::json pool_json() const;
-    // Every part is uncompressed or loaded: reads hand out pointers and touch no shared state.
+    // Every part is uncompressed or loaded, or a window is being installed: reads hand out
+    // pointers and touch no shared state.
     bool concurrent_reads() const override;
     uint64_t bytes_loaded() const { return loaded_; }
 
