@@ -480,10 +480,7 @@ void PartSource::read(uint64_t offset, size_t len, std::byte* dst) {
     }
 }
 
-void PartSource::read_all(std::byte* dst) {
-    if (pool_) pool_->read_all(dst);
-    else read(0, part_.raw_bytes, dst);
-}
+void PartSource::read_all(std::byte* dst) { read_span(0, part_.raw_bytes, dst); }
 
 uint64_t PartSource::unit_start(uint64_t offset) const {
     if (offset >= part_.raw_bytes) return part_.raw_bytes;
@@ -547,9 +544,10 @@ void check_part(const Part& part, const std::function<void(uint64_t)>& progress,
             h.update(m.data() + at, std::min(kSlice, m.size() - at));
             if (progress) progress(std::min<uint64_t>(at + kSlice, m.size()));
         }
-    } else if (part.compression == Compression::chunks) {
-        // Every chunk is checked against its name as it arrives; then the part as a whole, in
-        // slices of whole chunks (memory: one slice, whatever the part's size).
+    } else {
+        // Every chunk (against its name) or frame (against its checksum) is checked as it is
+        // read; then the part as a whole, in slices of whole units (memory: one slice,
+        // whatever the part's size).
         const uint64_t slice = std::max<uint64_t>(uint64_t{64} << 20, src.max_unit_bytes());
         std::unique_ptr<std::byte[]> buf(new std::byte[std::min<uint64_t>(slice, part.raw_bytes)]);
         for (uint64_t off = 0; off < part.raw_bytes;) {
@@ -558,14 +556,6 @@ void check_part(const Part& part, const std::function<void(uint64_t)>& progress,
             h.update(buf.get(), end - off);
             off = end;
             if (progress) progress(off);
-        }
-    } else {
-        std::vector<std::byte> buf(part.frame_bytes);
-        for (uint64_t off = 0; off < part.raw_bytes; off += part.frame_bytes) {
-            size_t n = static_cast<size_t>(std::min<uint64_t>(part.frame_bytes, part.raw_bytes - off));
-            src.read(off, n, buf.data());
-            h.update(buf.data(), n);
-            if (progress) progress(off + n);
         }
     }
     uint64_t d = h.digest();

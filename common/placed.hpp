@@ -132,7 +132,7 @@ public:
     const Part& part() const { return part_; }
     // Uncompressed parts: the raw bytes, mapped in place. Empty span for compressed and pool parts.
     std::span<const std::byte> mapped() const;
-    // Pool parts: the whole part into dst in large pipelines (hot classes before resume).
+    // The whole part into dst: read_span over all of it.
     void read_all(std::byte* dst);
     // Raw bytes [offset, offset+len) into dst in bulk, both ends on unit boundaries (unit_start):
     // a pool part in large pipelines (its chunks checked, the chunk cache bypassed), a
