@@ -4,7 +4,8 @@
 # loopback, started here and stopped at the end), against the bare store measured in the same
 # run (snap-place --pool --calibrate: GET round trip and pipelined bandwidth):
 #   bulk   the hot parts fetched before the guest runs (reap over --serve: its RW and RO
-#          parts, window by window), page bytes per second of fetching and checking;
+#          parts, window by window), page bytes per second of fetching and checking, with
+#          64K, 16K (snap-place's default) and 4K chunks;
 #   fault  a 4 KiB fault served from the pool on demand (vanilla over --serve, every page in
 #          the pool, 4 KiB chunks, no read-ahead, fcclient touching pages in random order):
 #          the fetch a fault waits for (fetch + XXH3-128 check), and the whole fault as the
@@ -38,6 +39,8 @@ for c in 4K 64K; do
 done
 "$BIN/snap-place" -q s.split -o all4k.placed > /dev/null --tier rw=redis://127.0.0.1:$PORT/b4 --tier ro=redis://127.0.0.1:$PORT/b4 \
   --tier cold=redis://127.0.0.1:$PORT/b4 --chunk-size 4K > /dev/null
+"$BIN/snap-place" -q s.split -o all16k.placed --tier rw=redis://127.0.0.1:$PORT/b16 --tier ro=redis://127.0.0.1:$PORT/b16 \
+  --tier cold=redis://127.0.0.1:$PORT/b16 > /dev/null  # the default chunk size (16K)
 "$BIN/snap-place" -q s.split -o all64k.placed --tier rw=redis://127.0.0.1:$PORT/b64 --tier ro=redis://127.0.0.1:$PORT/b64 \
   --tier cold=redis://127.0.0.1:$PORT/b64 --chunk-size 64K > /dev/null
 regions="$((MIB * 3 / 4)),$((MIB - MIB * 3 / 4))"
@@ -52,6 +55,7 @@ serve() {  # serve NAME PLACED CLIENT-ARGS -- SERVER-ARGS
   wait $spid
 }
 serve bulk64 all64k.placed --threads 1 -- --strategy reap
+serve bulk16 all16k.placed --threads 1 -- --strategy reap
 serve bulk4 all4k.placed --threads 1 -- --strategy reap
 serve fault all4k.placed --threads 1 --order random -- --strategy vanilla --granule 4K --pool-prefetch 0
 python3 - "$W" $busy <<'PY'
@@ -60,7 +64,7 @@ w = sys.argv[1]
 meas = {c: json.load(open(os.path.join(w, "cal%s.json" % c)))["measured"] for c in ("4K", "64K")}
 out = {"get_4k_p50_us": meas["4K"]["get_p50_us"], "pipelined_4k_gbps": meas["4K"]["pipelined_gbps"],
        "get_64k_p50_us": meas["64K"]["get_p50_us"], "pipelined_64k_gbps": meas["64K"]["pipelined_gbps"]}
-for name in ("bulk64", "bulk4"):
+for name in ("bulk64", "bulk16", "bulk4"):
     p = json.load(open(os.path.join(w, name + ".json")))["pool"]
     c = json.load(open(os.path.join(w, name + ".client")))
     assert c["mismatched_pages"] == 0, c

@@ -18,8 +18,11 @@
 #include <chrono>
 #include <cerrno>
 #include <cstring>
+#include <exception>
 #include <functional>
 #include <thread>
+#include <type_traits>
+#include <utility>
 
 namespace snap::pool {
 
@@ -256,9 +259,13 @@ constexpr size_t kMaxPipelineCommands = 512;
 constexpr size_t kMaxPipelineBytes = size_t{32} << 20;
 constexpr int kMaxRedirects = 5;
 
+// get_each's values are handed over from inside hiredis's reader (sink_string below): the
+// reply then is this marker, owned by no one, instead of a copy of the value.
+redisReply g_sunk{};  // type REDIS_REPLY_STRING, set at first use; never written after
+
 struct ReplyFree {
     void operator()(redisReply* r) const {
-        if (r) freeReplyObject(r);
+        if (r && r != &g_sunk) freeReplyObject(r);
     }
 };
 using ReplyPtr = std::unique_ptr<redisReply, ReplyFree>;
@@ -333,6 +340,50 @@ struct RedisCluster::Impl {
     std::vector<int> slot_owner = std::vector<int>(kSlots, -1);  // node index; cluster mode only
     size_t plain = 0;                                            // the node, plain mode
     uint64_t round_trips = 0, commands = 0, redirects = 0;
+    // While get_each runs: each top-level bulk string is handed to *sink, with sink_index (the
+    // command whose reply is being read), from inside hiredis's reader, straight out of its
+    // buffer: no reply object holding a copy of the value. A throw from *sink cannot cross
+    // the reader (C): it is kept here and rethrown once the reply is read.
+    const std::function<void(size_t, std::string_view)>* sink = nullptr;
+    size_t sink_index = 0;
+    std::exception_ptr sink_failure;
+
+    // hiredis 0.14 keeps its reply functions private: the defaults are read off a reader.
+    static const redisReplyObjectFunctions& default_functions() {
+        static const redisReplyObjectFunctions fns = [] {
+            redisReader* r = redisReaderCreate();
+            if (!r) throw std::bad_alloc();
+            redisReplyObjectFunctions f = *r->fn;
+            redisReaderFree(r);
+            return f;
+        }();
+        return fns;
+    }
+    static void* sink_string(const redisReadTask* task, char* str, size_t len) {
+        auto* im = static_cast<Impl*>(task->privdata);
+        if (im && im->sink && task->type == REDIS_REPLY_STRING && !task->parent) {
+            try {
+                (*im->sink)(im->sink_index, std::string_view(str, len));
+            } catch (...) {
+                if (!im->sink_failure) im->sink_failure = std::current_exception();
+            }
+            return &g_sunk;
+        }
+        return default_functions().createString(task, str, len);
+    }
+    static void free_object(void* obj) {
+        if (obj != &g_sunk) default_functions().freeObject(obj);
+    }
+    static redisReplyObjectFunctions* sink_functions() {
+        static redisReplyObjectFunctions fns = [] {
+            g_sunk.type = REDIS_REPLY_STRING;
+            redisReplyObjectFunctions f = default_functions();
+            f.createString = sink_string;
+            f.freeObject = free_object;
+            return f;
+        }();
+        return &fns;
+    }
 
     ~Impl() {
         for (auto& n : nodes)
@@ -377,6 +428,8 @@ struct RedisCluster::Impl {
         // values that is a malloc and free per reply. Keep it: it never grows past one reply
         // plus one read.
         c->reader->maxbuf = 0;
+        c->reader->fn = sink_functions();
+        c->reader->privdata = this;
         n.ctx = c;
         return c;
     }
@@ -422,7 +475,17 @@ struct RedisCluster::Impl {
     // time — redisGetReply reads 16 KiB per call (a system call per quarter of a 64 KiB
     // chunk) — and given to the reader 64 KiB at a time: the reader moves what is left of its
     // buffer after every reply, so a large feed would make that quadratic.
-    ReplyPtr read(size_t i, const std::string& during) {
+    template <class During>
+    static std::string text_of(const During& during) {
+        if constexpr (std::is_invocable_v<const During&>)
+            return during();
+        else
+            return std::string(during);
+    }
+    // during: what is being read, for errors: a string, or a callable that makes one (built
+    // only on failure, not for every reply of a pipeline).
+    template <class During>
+    ReplyPtr read(size_t i, const During& during) {
         Node& n = nodes[i];
         redisContext* c = n.ctx;
         constexpr size_t kRead = 1u << 20, kFeed = 64u << 10;
@@ -431,9 +494,12 @@ struct RedisCluster::Impl {
             if (redisReaderGetReply(c->reader, &r) != REDIS_OK) {
                 c->err = REDIS_ERR_PROTOCOL;
                 std::snprintf(c->errstr, sizeof c->errstr, "%s", "protocol error in the reply");
-                fail_io(i, 0, during);
+                fail_io(i, 0, text_of(during));
             }
-            if (r) break;
+            if (r) {
+                if (sink_failure) std::rethrow_exception(std::exchange(sink_failure, nullptr));
+                break;
+            }
             if (n.in_pos == n.in_len) {
                 if (n.in.size() < kRead) n.in.resize(kRead);
                 ssize_t got = -1;
@@ -448,7 +514,7 @@ struct RedisCluster::Impl {
                     const int e = got == 0 ? 0 : errno;
                     c->err = got == 0 ? REDIS_ERR_EOF : REDIS_ERR_IO;
                     std::snprintf(c->errstr, sizeof c->errstr, "%s", got == 0 ? "connection closed" : std::strerror(e));
-                    fail_io(i, e, during);
+                    fail_io(i, e, text_of(during));
                 }
                 n.in_pos = 0;
                 n.in_len = static_cast<size_t>(got);
@@ -457,7 +523,7 @@ struct RedisCluster::Impl {
             if (redisReaderFeed(c->reader, n.in.data() + n.in_pos, feed) != REDIS_OK) {
                 c->err = REDIS_ERR_PROTOCOL;
                 std::snprintf(c->errstr, sizeof c->errstr, "%s", "reader buffer");
-                fail_io(i, 0, during);
+                fail_io(i, 0, text_of(during));
             }
             n.in_pos += feed;
         }
@@ -490,6 +556,11 @@ struct RedisCluster::Impl {
         }
         std::string during(*args.begin());
         if (args.size() > 1) during += " " + printable(*(args.begin() + 1));
+        struct Restore {  // a command inside get_each (CLUSTER SLOTS after a MOVED) keeps its reply
+            Impl* im;
+            const std::function<void(size_t, std::string_view)>* sink;
+            ~Restore() { im->sink = sink; }
+        } restore{this, std::exchange(sink, nullptr)};
         append(i, static_cast<int>(argv.size()), argv.data(), lens.data(), during);
         flush(i, during);
         return read(i, during);
@@ -658,7 +729,8 @@ struct RedisCluster::Impl {
                             if (ok->type == REDIS_REPLY_ERROR && !failure)
                                 failure = PoolError(nodes[n].name, "ASKING: " + reply_text(*ok));
                         }
-                        ReplyPtr r = read(n, what(c));
+                        sink_index = p.index;
+                        ReplyPtr r = read(n, [&] { return what(c); });
                         if (r->type == REDIS_REPLY_ERROR) {
                             std::string e = reply_text(*r);
                             std::optional<Redirect> redirect = parse_redirect(e, nodes[n].ep);
@@ -735,11 +807,16 @@ std::vector<std::optional<std::string>> RedisCluster::get(const std::vector<std:
 void RedisCluster::get_each(const std::vector<std::string>& keys, const std::function<void(size_t, std::string_view)>& on_value) {
     std::vector<Cmd> cmds(keys.size());
     for (size_t k = 0; k < keys.size(); ++k) cmds[k] = Cmd{{"GET", keys[k]}, 2};
-    impl_->run(cmds, false, [&](size_t k, const redisReply& r) {
-        if (r.type == REDIS_REPLY_NIL) return true;
-        if (r.type != REDIS_REPLY_STRING) return false;
-        on_value(k, std::string_view(r.str, r.len));
-        return true;
+    struct Unset {
+        Impl* im;
+        ~Unset() {
+            im->sink = nullptr;
+            im->sink_failure = nullptr;
+        }
+    } unset{impl_.get()};
+    impl_->sink = &on_value;
+    impl_->run(cmds, false, [&](size_t, const redisReply& r) {
+        return &r == &g_sunk || r.type == REDIS_REPLY_NIL;  // a value went to on_value, or none
     });
 }
 

@@ -110,9 +110,11 @@ public:
     // each), replies in the caller's key order. MOVED refreshes the slot map and retries, ASK
     // sends ASKING + the command to the target; after 5 redirections of one key: PoolError.
     std::vector<std::optional<std::string>> get(const std::vector<std::string>& keys);  // nullopt = missing
-    // get() without a copy: on_value(k, bytes) for every key that exists, with the reply's own
-    // bytes (valid during the call only), in reply order per node; missing keys are not
-    // called. on_value must not throw (record a failure, act on it after the call).
+    // get() without a copy: on_value(k, bytes) for every key that exists, called from inside
+    // hiredis's reader with the value still in its read buffer (valid during the call only;
+    // no reply object is made for it), in reply order per node; missing keys are not called.
+    // on_value should not throw (record a failure, act on it after the call): a throw ends the
+    // batch once that reply is read, and the node's connection is dropped.
     void get_each(const std::vector<std::string>& keys, const std::function<void(size_t, std::string_view)>& on_value);
     std::vector<bool> exists(const std::vector<std::string>& keys);
     // SET every pair; returns once every node acknowledged every SET (an error reply ->

@@ -102,6 +102,23 @@ void verify(RedisCluster& c, uint64_t seed, uint64_t n) {
             fail("key " + std::to_string(i) + ": " + std::to_string(values[i]->size()) + " bytes differ from the " +
                  std::to_string(value_of(seed, i).size()) + " written");
     }
+    // get_each (values handed over from inside the reader): each key once, with its value,
+    // with a missing key between every two present ones.
+    std::vector<std::string> each;
+    for (uint64_t i = 0; i < n; ++i) {
+        each.push_back(keys[i]);
+        each.push_back(keys[i] + ":absent");  // same hash tag, when there is one
+    }
+    std::vector<int> seen(each.size(), 0);
+    std::string wrong;
+    c.get_each(each, [&](size_t k, std::string_view v) {
+        ++seen[k];
+        if (k % 2 || v != value_of(seed, k / 2)) wrong = "get_each: a wrong value for key " + std::to_string(k);
+    });
+    if (!wrong.empty()) fail(wrong);
+    for (size_t k = 0; k < each.size(); ++k)
+        if (seen[k] != (k % 2 ? 0 : 1))
+            fail("get_each gave key " + std::to_string(k) + " " + std::to_string(seen[k]) + " times");
     auto there = c.exists(keys);
     for (uint64_t i = 0; i < n; ++i)
         if (!there[i]) fail("EXISTS says key " + std::to_string(i) + " is missing");
