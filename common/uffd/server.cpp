@@ -94,6 +94,7 @@ nlohmann::json ServerStats::to_json() const {
             {"write_faults", write_faults},
             {"wp_faults", wp_faults},
             {"foreign_faults", foreign_faults},
+            {"spin_batches", spin_batches},
             // Amounts in bytes: the server installs in units of the VMM region's page size,
             // which need not be the artifact's (its counters count 4 KiB).
             {"copied_bytes", bytes_copied},  // eager and on demand
@@ -456,17 +457,20 @@ int FaultServer::serve(std::span<const int> extra_fds, const std::atomic<bool>* 
     fds.push_back({uffd_.fd(), POLLIN, 0});
     for (int fd : extra_fds) fds.push_back({fd, POLLIN, 0});
     int result = -2;
-    uint64_t idle_ms = 0;
+    uint64_t idle_ms = 0, spin_until = 0;  // spin_until: ServerOptions::spin_us after a batch
     for (;;) {
         if (stop && stop->load()) { result = -1; break; }
         int slice = stop ? 100 : timeout_ms;
         if (timeout_ms >= 0 && slice > timeout_ms) slice = timeout_ms;
-        int n = ::poll(fds.data(), fds.size(), slice);
+        const bool spinning = spin_until != 0 && mono_ns() < spin_until;
+        int n = ::poll(fds.data(), fds.size(), spinning ? 0 : slice);
         if (n < 0) {
             if (errno == EINTR) continue;
             throw_errno("poll");
         }
         if (n == 0) {
+            if (spinning) continue;
+            spin_until = 0;
             idle_ms += static_cast<uint64_t>(slice);
             if (timeout_ms >= 0 && idle_ms >= static_cast<uint64_t>(timeout_ms)) break;
             continue;
@@ -474,8 +478,10 @@ int FaultServer::serve(std::span<const int> extra_fds, const std::atomic<bool>* 
         idle_ms = 0;
         if (fds[0].revents & (POLLERR | POLLNVAL)) throw Error("userfaultfd: poll reports an error on the descriptor");
         if (fds[0].revents & POLLIN) {
+            if (spinning) ++stats_.spin_batches;
             handle_pending();
             if (on_batch) on_batch(stats());
+            if (opt_.spin_us > 0) spin_until = mono_ns() + static_cast<uint64_t>(opt_.spin_us) * 1000;
         }
         bool other = false;
         for (size_t i = 1; i < fds.size(); ++i)

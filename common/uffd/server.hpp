@@ -91,6 +91,12 @@ struct ServerOptions {
     // path), but counted (foreign_faults) and named in the loading set's limitations.
     // 0 = do not look.
     int owner_pid = 0;
+    // After a batch of faults, poll the descriptor without sleeping for up to this long before
+    // sleeping in poll(2): a guest whose faults come one after another (each waiting on a pool
+    // round trip) has its next fault caught at once, and the cores stay awake — a core of
+    // these VMs that goes idle takes tens of µs to wake, on every hop of a fault's chain. Costs
+    // up to this much CPU after each batch. 0: sleep at once.
+    int spin_us = 0;
 };
 
 struct ServerStats {
@@ -100,6 +106,7 @@ struct ServerStats {
     uint64_t install_threads = 1;  // the most threads an eager install used (install() may be called per window)
     uint64_t eexist = 0, eagain = 0, gone = 0, spurious = 0;  // spurious: fault on a page already served
     uint64_t foreign_faults = 0;  // first touches by threads outside owner_pid (KVM async page faults)
+    uint64_t spin_batches = 0;    // batches of faults found while polling (spin_us), not after a sleep
     uint64_t remove_events = 0, removed_bytes = 0, unmap_events = 0, remap_events = 0, fork_events = 0;
     uint64_t fault_ns = 0;   // time spent resolving faults (event read → ioctls done)
     uint64_t serve_ns = 0;   // wall time of serve()

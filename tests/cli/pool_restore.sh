@@ -71,7 +71,8 @@ for placed in c.placed a.placed pl.placed; do
     python3 -c "
 import json, sys; j = json.load(open('$s.json'))
 assert j['image_placeholder'] and j['vmm']['exit_status'] == 0, j['vmm']
-assert j['pool'] and (j['pool']['demand_fetches'] > 0 or j['pool']['before_resume_bytes'] > 0), j['pool']" ||
+assert j['pool'] and (j['pool']['demand_fetches'] > 0 or j['pool']['before_resume_bytes'] > 0), j['pool']
+assert j['fault_spin_us'] == 100, j['fault_spin_us']  # parts in a pool: poll before sleeping" ||
       fail "$placed $s: report $(head -c 2000 $s.json)"
     grep -q '"wrong_pages": 0' $s.out || fail "$placed $s: $(cat $s.out)"
   done
@@ -89,9 +90,11 @@ serve() {  # serve NAME PLACED ARGS...
   [ $crc = 0 ] && [ $src = 0 ] || fail "$name: client exit $crc, server exit $src: $(cat $name.err $name.client.err)"
   python3 -c "
 import json; c = json.load(open('$name.client')); assert c['mismatched_pages'] == 0, c
-j = json.load(open('$name.json')); assert j['pool']['fetched_bytes'] > 0, j['pool']" || fail "$name: $(cat $name.client)"
+j = json.load(open('$name.json')); assert j['pool']['fetched_bytes'] > 0, j['pool']
+assert j['fault_spin_us'] == int('${SPIN:-100}'), j['fault_spin_us']" || fail "$name: $(cat $name.client)"
 }
 serve sc c.placed --strategy tiered
+SPIN=0 serve s0 c.placed --strategy tiered --fault-spin 0
 serve sa a.placed --strategy tiered
 serve sr a.placed --strategy reap
 

@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <cstring>
+#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -275,6 +276,32 @@ TEST_CASE("fault server: a sequential scan doubles the range each fault resolves
     const ServerStats& s = server.stats();
     CHECK(s.faults == 6);
     CHECK(s.pages_copied + s.pages_zeroed == 92 + 4);
+}
+
+TEST_CASE("fault server: polling for the next fault (spin_us) serves every fault and still times out when idle") {
+    if (!uffd_usable()) return;
+    Harness h(64, 32);
+    ServerOptions opt;
+    opt.granule_bytes = 4096;
+    opt.max_granule_bytes = 0;
+    opt.spin_us = 20000;  // 20 ms: far longer than the gaps between the toucher's faults
+    FaultServer server(Userfaultfd::create(UFFD_FEATURE_EVENT_REMOVE), h.regions, h.src, opt);
+    server.register_regions();
+    int result = 0;
+    std::thread serving([&] { result = server.serve({}, nullptr, 100); });  // no stop flag: the idle timeout ends it
+    bool right = true;
+    for (const Region& r : h.regions)
+        for (uint64_t p = 0; p < r.size_bytes / 4096; ++p) {
+            // A pause between touches, far shorter than the spin: the server has run out of
+            // events and is polling when the next fault comes.
+            if (p % 8 == 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            right = right && h.matches(r, p);
+        }
+    serving.join();  // returns once 100 ms pass with no fault, after the last poll's spin
+    CHECK(right);
+    CHECK(result == -2);
+    CHECK(server.stats().faults == 96);
+    CHECK(server.stats().spin_batches > 0);  // faults after the first found while polling
 }
 
 TEST_CASE("fault server: a long eager run is shared out in 64-page batches, every page right") {

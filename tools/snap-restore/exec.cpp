@@ -311,6 +311,7 @@ int run_exec(const Options& opt, Context& ctx) {
                 so.server.wake_installs = opt.overlap;  // the VMM may already touch what is being installed
                 so.server.record = record;
                 so.server.owner_pid = peer.pid;  // to count faults from KVM's async page-fault workers
+                so.server.spin_us = ctx.serve_spin_us(opt);
                 so.eager = restore::exec_installs(plan, !opt.overlap);  // the preload fills huge regions itself
                 so.present = restore::exec_present(plan);
                 so.send_ready = true;
@@ -356,6 +357,7 @@ int run_exec(const Options& opt, Context& ctx) {
         j["eager_bytes"] = served_result.eager_pages * 4096;  // the server counts 4 KiB pages
         j["stats"] = rec_stats.to_json();
         j["granule_bytes"] = granule;
+        j["fault_spin_us"] = ctx.serve_spin_us(opt);
         j["decompressed_bytes"] = source->bytes_decompressed();
         j["loaded_bytes"] = source->bytes_loaded();
         j["pool"] = source->pool_json();

@@ -35,6 +35,10 @@ int main(int argc, char** argv) {
                  "installed yet waits for it)");
     app.add_option("--granule", opt.granule, "bytes resolved around each demand fault (default 16K when COLD is on a file tier or in a pool, else 64K; never below the page size); a sequential scan doubles it per fault up to 256K")
         ->type_name("SIZE");
+    app.add_option("--fault-spin", opt.fault_spin_us,
+                   "--serve, --exec (userfaultfd schedules): after serving faults, poll for the next one this long "
+                   "before sleeping (default 100 when a part is in a pool, else 0)")
+        ->type_name("US")->check(CLI::Range(0, 100000));
     app.add_option("--accept-timeout", opt.accept_timeout_s, "--serve: seconds to wait for the VMM to connect (0 = forever)")
         ->type_name("SECONDS")->capture_default_str();
     app.add_option("--allow-uid", opt.allow_uids,

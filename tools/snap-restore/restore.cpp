@@ -74,6 +74,13 @@ uint64_t Context::granule_bytes(const Options& opt) const {
     return std::max<uint64_t>(g, ps);
 }
 
+int Context::serve_spin_us(const Options& opt) const {
+    if (opt.fault_spin_us >= 0) return opt.fault_spin_us;
+    for (const auto& p : placed_->parts())
+        if (!placed::pool_url_of(p).empty()) return 100;
+    return 0;
+}
+
 uint64_t hugetlbfs_page_bytes(const std::string& path) {
     const std::string at = ::access(path.c_str(), F_OK) == 0 ? path : std::filesystem::path(path).parent_path().string();
     return sys::hugetlbfs_page_bytes(at.c_str());

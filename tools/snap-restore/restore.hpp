@@ -40,6 +40,7 @@ struct Options {
     bool no_warm = false;
     bool strict = false;               // a schedule that falls back (pages from the image, layered tiered) is an error
     std::string granule;  // "" = granule_bytes() below
+    int fault_spin_us = -1;            // -1 = serve_spin_us()'s default
     std::string pool_cache = "256M";   // pool parts: decoded chunks kept in memory
     uint32_t pool_prefetch = 16;       // pool parts: chunks read ahead after a miss
     std::string pool;                  // pool parts: read from this URL's seeds ("" = the manifest's)
@@ -65,6 +66,11 @@ public:
     // on a virtio disk, and most mispredicted touches use one page of it), never below a page;
     // --granule as given.
     uint64_t granule_bytes(const Options& opt) const;
+    // How long the fault server polls for the next fault before it sleeps
+    // (uffd::ServerOptions::spin_us): --fault-spin, else 100 µs when a part is in a pool (each
+    // fault a network round trip, whose every hop would otherwise wait for an idle core to
+    // wake), else 0.
+    int serve_spin_us(const Options& opt) const;
     // How pool parts are read (--pool-cache, --pool-prefetch, --pool).
     pool::ReadOptions pool_options() const { return pool_options_; }
     // The plan for --exec (and --dry-run), under the mapping budget.

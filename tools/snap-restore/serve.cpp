@@ -28,6 +28,7 @@ int run_serve(const Options& opt, Context& ctx) {
     if (so.server.granule_bytes == 0 || so.server.granule_bytes % r.page_size())
         throw UsageError("--granule " + opt.granule + ": must be a multiple of the page size (" + std::to_string(r.page_size()) + ")");
     so.server.use_zeropage = true;
+    so.server.spin_us = ctx.serve_spin_us(opt);
     so.guardian = true;  // Firecracker cannot tell that its handler died: kill it if we do
     so.server.record = !opt.record.empty();
     so.accept_timeout_ms = opt.accept_timeout_s <= 0 ? -1 : int(opt.accept_timeout_s * 1000);
@@ -79,6 +80,7 @@ int run_serve(const Options& opt, Context& ctx) {
     j["page_size_bytes"] = r.page_size();  // of eager_planned_pages (the plan's pages)
     j["copied_bytes"] = st.bytes_copied;
     j["granule_bytes"] = so.server.granule_bytes;
+    j["fault_spin_us"] = so.server.spin_us;
     j["ready_ns"] = st.eager_ns;  // handshake done → eager installs done: the guest may run
     j["phases_ns"] = {{"eager", st.eager_ns}, {"serve", st.serve_ns}, {"faults", st.fault_ns}};
     j["decompressed_bytes"] = source.bytes_decompressed();
