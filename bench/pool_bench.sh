@@ -12,18 +12,35 @@
 #          server handles it (fetch + UFFDIO_COPY), per fault, against one bare GET.
 # Pages are incompressible (random bytes), so value bytes = page bytes.
 # --busy keeps every core busy at nice 19 meanwhile (a host running other guests): on these
-# virtual machines a core that goes idle takes ~50-70 us to wake, which a single round trip
+# virtual machines a core that goes idle takes ~20-70 us to wake, which a single round trip
 # (client, server, and for a fault the guest, each sleeping in turn) pays at every hop.
+# --halt-poll NS runs the bench with the guest kernel's idle polling at NS
+# (/sys/module/haltpoll/parameters/guest_halt_poll_ns; root) and puts the old value back at
+# the end. These machines boot with it at 0 (haltpoll.guest_halt_poll_ns=0 on the kernel
+# command line; the kernel's own default is 200000): an idle core halts at once, and waking
+# it costs a trip through the hypervisor. The value in force is reported either way.
 set -euo pipefail
-busy=0
-[ "${1:-}" = --busy ] && { busy=1; shift; }
-BIN=${1:?usage: pool_bench.sh [--busy] BIN [MIB]}
+busy=0 halt_poll=
+while :; do
+  case "${1:-}" in
+    --busy) busy=1; shift ;;
+    --halt-poll) halt_poll=${2:?--halt-poll needs NS}; shift 2 ;;
+    *) break ;;
+  esac
+done
+BIN=${1:?usage: pool_bench.sh [--busy] [--halt-poll NS] BIN [MIB]}
 MIB=${2:-256}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+HP=/sys/module/haltpoll/parameters/guest_halt_poll_ns
+hp_old=$(cat "$HP" 2> /dev/null || echo none)
+if [ -n "$halt_poll" ]; then
+  [ "$hp_old" != none ] || { echo "pool_bench: --halt-poll: no $HP (the haltpoll cpuidle driver is not in use)" >&2; exit 1; }
+  echo "$halt_poll" > "$HP" || { echo "pool_bench: --halt-poll: cannot write $HP (root?)" >&2; exit 1; }
+fi
 W=$(mktemp -d /tmp/snapkit-pool-bench.XXXXXX)
 SNAPKIT_WORK=$W
 spin=()
-trap 'kill "${spin[@]}" 2> /dev/null || true; rm -rf "$W"' EXIT
+trap 'kill "${spin[@]}" 2> /dev/null || true; rm -rf "$W"; [ -z "$halt_poll" ] || echo "$hp_old" > "$HP"' EXIT
 if [ $busy = 1 ]; then
   for _ in $(seq "$(nproc)"); do nice -n 19 sh -c 'while :; do :; done' & spin+=($!); done
 fi
@@ -58,7 +75,7 @@ serve bulk64 all64k.placed --threads 1 -- --strategy reap
 serve bulk16 all16k.placed --threads 1 -- --strategy reap
 serve bulk4 all4k.placed --threads 1 -- --strategy reap
 serve fault all4k.placed --threads 1 --order random -- --strategy vanilla --granule 4K --pool-prefetch 0
-python3 - "$W" $busy <<'PY'
+python3 - "$W" $busy "$(cat "$HP" 2> /dev/null || echo none)" <<'PY'
 import json, os, sys
 w = sys.argv[1]
 meas = {c: json.load(open(os.path.join(w, "cal%s.json" % c)))["measured"] for c in ("4K", "64K")}
@@ -80,6 +97,8 @@ out["fault_fetch_us"] = round(p["demand_ns"] / max(p["demand_fetches"], 1) / 1e3
 out["fault_us"] = round(f["phases_ns"]["faults"] / max(f["stats"]["faults"], 1) / 1e3, 1)
 out["fault_over_get"] = round(out["fault_us"] / out["get_4k_p50_us"], 2)
 out["fetch_over_get"] = round(out["fault_fetch_us"] / out["get_4k_p50_us"], 2)
+out["fault_spin_batches"] = f["stats"].get("spin_batches", 0)
 out["busy"] = bool(int(sys.argv[2]))
+out["guest_halt_poll_ns"] = None if sys.argv[3] == "none" else int(sys.argv[3])
 print(json.dumps(out))
 PY

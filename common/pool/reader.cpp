@@ -54,13 +54,18 @@ size_t PartReader::chunk_at(uint64_t offset) const {
     return static_cast<size_t>(it - start_.begin()) - 1;
 }
 
-PartReader::Batch PartReader::batch_of(const std::vector<size_t>& chunks) const {
+PartReader::Batch PartReader::batch_of(const std::vector<size_t>& chunks,
+                                       const std::function<std::byte*(size_t)>& into) const {
     Batch b;
     b.bufs.resize(chunks.size());
     for (size_t k = 0; k < chunks.size(); ++k) {
         b.refs.push_back(chunks_[chunks[k]]);
-        b.bufs[k].resize(chunks_[chunks[k]].raw_bytes);
-        b.dsts.push_back(b.bufs[k].data());
+        std::byte* d = into ? into(k) : nullptr;
+        if (!d) {
+            b.bufs[k].resize(chunks_[chunks[k]].raw_bytes);
+            d = b.bufs[k].data();
+        }
+        b.dsts.push_back(d);
     }
     return b;
 }
@@ -100,8 +105,17 @@ void PartReader::read(uint64_t offset, size_t len, std::byte* dst) {
             need.push_back(i);
         }
     }
+    // A chunk this read covers whole is decoded straight into dst and not kept: its pages are
+    // about to be installed, and nothing reads them from the pool again (a ballooned page comes
+    // back as zeros). A buffer of its own would cost a fresh zeroed page per 4 KiB and a copy.
+    // Only chunks the read covers in part, whose other pages a later fault may want, are kept.
+    auto whole = [&](size_t i) { return start_[i] >= offset && start_[i] + chunks_[i].raw_bytes <= offset + len; };
+    std::vector<bool> direct(need.size());
     if (!need.empty()) {
-        Batch b = batch_of(need);
+        Batch b = batch_of(need, [&](size_t k) {
+            direct[k] = whole(need[k]);
+            return direct[k] ? dst + (start_[need[k]] - offset) : nullptr;
+        });
         uint64_t moved = 0;
         const uint64_t t0 = now_ns();
         try {
@@ -118,7 +132,7 @@ void PartReader::read(uint64_t offset, size_t len, std::byte* dst) {
         stats_.demand_chunks += need.size();
         stats_.demand_bytes += moved;
         for (size_t k = 0; k < need.size(); ++k) {
-            insert_locked(need[k], std::move(b.bufs[k]), false);
+            if (!direct[k]) insert_locked(need[k], std::move(b.bufs[k]), false);
             inflight_[need[k]] = false;
         }
         // Read ahead from the chunk after the last one this read needed.
@@ -131,6 +145,7 @@ void PartReader::read(uint64_t offset, size_t len, std::byte* dst) {
     }
     std::unique_lock lk(mu_);
     for (size_t i = first; i <= last; ++i) {
+        if (auto at = std::find(need.begin(), need.end(), i); at != need.end() && direct[size_t(at - need.begin())]) continue;
         auto it = cache_.find(i);
         if (it == cache_.end()) {
             // Evicted between fetch and copy (a cache smaller than one read): fetch directly.

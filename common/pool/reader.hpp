@@ -11,6 +11,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -72,13 +73,14 @@ private:
         bool prefetched = false, used = false;
         std::list<size_t>::iterator lru;
     };
-    // Chunks to fetch into buffers of their own (cache entries to be).
+    // Chunks to fetch: into buffers of their own (cache entries to be), or where into(k)
+    // says (non-null: chunks[k] goes straight to its reader's memory, bufs[k] stays empty).
     struct Batch {
         std::vector<ChunkRef> refs;
         std::vector<std::vector<std::byte>> bufs;
         std::vector<std::byte*> dsts;
     };
-    Batch batch_of(const std::vector<size_t>& chunks) const;
+    Batch batch_of(const std::vector<size_t>& chunks, const std::function<std::byte*(size_t)>& into = {}) const;
     size_t chunk_at(uint64_t offset) const;
     void insert_locked(size_t i, std::vector<std::byte> bytes, bool prefetched);
     void prefetch_loop();

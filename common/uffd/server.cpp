@@ -199,7 +199,7 @@ void FaultServer::record_touch(int r, uint64_t addr, bool write) {
     }
 }
 
-bool FaultServer::fill_run(int r, uint64_t start, uint64_t len, bool removed, bool write_protect, bool eager) {
+bool FaultServer::fill_run(int r, uint64_t start, uint64_t len, bool removed, bool write_protect, bool eager, bool* woke) {
     const Region R = map_.regions()[static_cast<size_t>(r)];
     const bool huge = R.page_size > 4096;
     uint64_t done = 0;
@@ -233,8 +233,10 @@ bool FaultServer::fill_run(int r, uint64_t start, uint64_t len, bool removed, bo
         }
         Result res;
         bool zero = p.zero();
+        // The whole run in this one ioctl: let it wake the waiters too (one ioctl a fault, not two).
+        const bool wake = woke && done == 0 && p.bytes == len;
         if (zero && opt_.use_zeropage && !huge && !write_protect) {
-            res = uffd_.zeropage(dst, p.bytes, false);
+            res = uffd_.zeropage(dst, p.bytes, wake);
         } else {
             // UFFDIO_COPY reads the source with page faults disabled; a source page not yet
             // mapped in this process sends the kernel down a slow retry path, page by page
@@ -242,11 +244,13 @@ bool FaultServer::fill_run(int r, uint64_t start, uint64_t len, bool removed, bo
             // them cheaply (fault-around maps 16 at a time); a no-op for scratch buffers.
             // MADV_POPULATE_READ, not a touch: a part file truncated under the restore makes
             // it fail with EFAULT (an error naming the offset) where a touch would be SIGBUS.
-            if (!zero && opt_.prefault_source && !populate_source(p.data, p.bytes))
+            const bool in_scratch = p.data >= scratch_.get() && p.data < scratch_.get() + scratch_bytes_;  // just written
+            if (!zero && opt_.prefault_source && !in_scratch && !populate_source(p.data, p.bytes))
                 throw Error("the page source of image offset " + hex(R.offset + (dst - R.base)) +
                             " can no longer be read (a part file truncated or replaced under the restore)");
-            res = uffd_.copy(dst, zero ? zeros() : p.data, p.bytes, false, write_protect);
+            res = uffd_.copy(dst, zero ? zeros() : p.data, p.bytes, wake, write_protect);
         }
+        if (wake && res.status == Status::done) *woke = true;
         mark(dst, res.bytes);
         uint64_t pages = res.bytes / 4096;
         if (zero) (eager ? stats_.eager_pages_zeroed : stats_.pages_zeroed) += pages;
@@ -276,6 +280,7 @@ bool FaultServer::resolve(int r, uint64_t start, uint64_t len, bool wake, bool w
     const Region& R = map_.regions()[static_cast<size_t>(r)];
     uint64_t end = start + len;
     uint64_t a = start;
+    bool woke = false;  // one run covering [start, end), filled and woken by its own ioctl
     while (a < end) {
         uint8_t s = state(r, a);
         if (s != kMissing && s != kRemoved) {
@@ -284,10 +289,11 @@ bool FaultServer::resolve(int r, uint64_t start, uint64_t len, bool wake, bool w
         }
         uint64_t b = a + R.page_size;
         while (b < end && state(r, b) == s) b += R.page_size;
-        if (!fill_run(r, a, b - a, s == kRemoved, write_protect, eager)) return false;
+        const bool whole = wake && a == start && b == end;
+        if (!fill_run(r, a, b - a, s == kRemoved, write_protect, eager, whole ? &woke : nullptr)) return false;
         a = b;
     }
-    if (wake) uffd_.wake(start, len);
+    if (wake && !woke) uffd_.wake(start, len);
     return true;
 }
 

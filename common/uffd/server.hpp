@@ -166,7 +166,9 @@ private:
     // Resolve [start, start+len) within region r for pages in state missing/removed.
     // Returns false if a pending event must be read first (EAGAIN).
     bool resolve(int r, uint64_t start, uint64_t len, bool wake, bool write_protect, bool eager);
-    bool fill_run(int r, uint64_t start, uint64_t len, bool removed, bool write_protect, bool eager);
+    // *woke (when given): the run was filled by one ioctl that also woke its waiters (the
+    // caller's wake can be skipped); else every ioctl leaves them asleep.
+    bool fill_run(int r, uint64_t start, uint64_t len, bool removed, bool write_protect, bool eager, bool* woke = nullptr);
     void drain_events();
     // One installer thread's share of an eager install (4 KiB regions, pages in disjoint
     // ranges): DONTWAKE copies; stops at the first range it cannot finish (the serial pass
