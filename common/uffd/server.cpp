@@ -241,10 +241,12 @@ bool FaultServer::fill_run(int r, uint64_t start, uint64_t len, bool removed, bo
             // UFFDIO_COPY reads the source with page faults disabled; a source page not yet
             // mapped in this process sends the kernel down a slow retry path, page by page
             // (measured: ~9 µs/page instead of ~1.5). Touching one byte per page first maps
-            // them cheaply (fault-around maps 16 at a time); a no-op for scratch buffers.
-            // MADV_POPULATE_READ, not a touch: a part file truncated under the restore makes
-            // it fail with EFAULT (an error naming the offset) where a touch would be SIGBUS.
-            const bool in_scratch = p.data >= scratch_.get() && p.data < scratch_.get() + scratch_bytes_;  // just written
+            // them cheaply (fault-around maps 16 at a time). MADV_POPULATE_READ, not a touch:
+            // a part file truncated under the restore makes it fail with EFAULT (an error
+            // naming the offset) where a touch would be SIGBUS. Not for the scratch buffer,
+            // which the source has just written (a system call a fault saved).
+            const auto at = reinterpret_cast<uintptr_t>(p.data), from = reinterpret_cast<uintptr_t>(scratch_.get());
+            const bool in_scratch = at >= from && at < from + scratch_bytes_;  // just written here
             if (!zero && opt_.prefault_source && !in_scratch && !populate_source(p.data, p.bytes))
                 throw Error("the page source of image offset " + hex(R.offset + (dst - R.base)) +
                             " can no longer be read (a part file truncated or replaced under the restore)");
