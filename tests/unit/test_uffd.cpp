@@ -288,7 +288,9 @@ TEST_CASE("fault server: polling for the next fault (spin_us) serves every fault
     FaultServer server(Userfaultfd::create(UFFD_FEATURE_EVENT_REMOVE), h.regions, h.src, opt);
     server.register_regions();
     int result = 0;
-    std::thread serving([&] { result = server.serve({}, nullptr, 100); });  // no stop flag: the idle timeout ends it
+    // No stop flag: the idle timeout ends it (long enough that a loaded machine's pause
+    // between two touches cannot end it early and leave a touch waiting for ever).
+    std::thread serving([&] { result = server.serve({}, nullptr, 1000); });
     bool right = true;
     for (const Region& r : h.regions)
         for (uint64_t p = 0; p < r.size_bytes / 4096; ++p) {
@@ -297,7 +299,7 @@ TEST_CASE("fault server: polling for the next fault (spin_us) serves every fault
             if (p % 8 == 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
             right = right && h.matches(r, p);
         }
-    serving.join();  // returns once 100 ms pass with no fault, after the last poll's spin
+    serving.join();  // returns once 1 s passes with no fault, after the last poll's spin
     CHECK(right);
     CHECK(result == -2);
     CHECK(server.stats().faults == 96);
