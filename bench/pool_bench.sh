@@ -33,14 +33,15 @@ MIB=${2:-256}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 HP=/sys/module/haltpoll/parameters/guest_halt_poll_ns
 hp_old=$(cat "$HP" 2> /dev/null || echo none)
+W= spin=() hp_set=0
+trap 'kill "${spin[@]}" 2> /dev/null || true; [ -z "$W" ] || rm -rf "$W"; [ $hp_set = 0 ] || echo "$hp_old" > "$HP"' EXIT
 if [ -n "$halt_poll" ]; then
   [ "$hp_old" != none ] || { echo "pool_bench: --halt-poll: no $HP (the haltpoll cpuidle driver is not in use)" >&2; exit 1; }
   echo "$halt_poll" > "$HP" || { echo "pool_bench: --halt-poll: cannot write $HP (root?)" >&2; exit 1; }
+  hp_set=1
 fi
 W=$(mktemp -d /tmp/snapkit-pool-bench.XXXXXX)
 SNAPKIT_WORK=$W
-spin=()
-trap 'kill "${spin[@]}" 2> /dev/null || true; rm -rf "$W"; [ -z "$halt_poll" ] || echo "$hp_old" > "$HP"' EXIT
 if [ $busy = 1 ]; then
   for _ in $(seq "$(nproc)"); do nice -n 19 sh -c 'while :; do :; done' & spin+=($!); done
 fi
