@@ -110,11 +110,11 @@ void PartReader::read(uint64_t offset, size_t len, std::byte* dst) {
     // back as zeros). A buffer of its own would cost a fresh zeroed page per 4 KiB and a copy.
     // Only chunks the read covers in part, whose other pages a later fault may want, are kept.
     auto whole = [&](size_t i) { return start_[i] >= offset && start_[i] + chunks_[i].raw_bytes <= offset + len; };
-    std::vector<bool> direct(need.size());
+    std::vector<bool> direct(last - first + 1);  // by chunk - first
     if (!need.empty()) {
         Batch b = batch_of(need, [&](size_t k) {
-            direct[k] = whole(need[k]);
-            return direct[k] ? dst + (start_[need[k]] - offset) : nullptr;
+            direct[need[k] - first] = whole(need[k]);
+            return direct[need[k] - first] ? dst + (start_[need[k]] - offset) : nullptr;
         });
         uint64_t moved = 0;
         const uint64_t t0 = now_ns();
@@ -132,7 +132,7 @@ void PartReader::read(uint64_t offset, size_t len, std::byte* dst) {
         stats_.demand_chunks += need.size();
         stats_.demand_bytes += moved;
         for (size_t k = 0; k < need.size(); ++k) {
-            if (!direct[k]) insert_locked(need[k], std::move(b.bufs[k]), false);
+            if (!direct[need[k] - first]) insert_locked(need[k], std::move(b.bufs[k]), false);
             inflight_[need[k]] = false;
         }
         // Read ahead from the chunk after the last one this read needed.
@@ -145,7 +145,7 @@ void PartReader::read(uint64_t offset, size_t len, std::byte* dst) {
     }
     std::unique_lock lk(mu_);
     for (size_t i = first; i <= last; ++i) {
-        if (auto at = std::find(need.begin(), need.end(), i); at != need.end() && direct[size_t(at - need.begin())]) continue;
+        if (direct[i - first]) continue;  // already in dst
         auto it = cache_.find(i);
         if (it == cache_.end()) {
             // Evicted between fetch and copy (a cache smaller than one read): fetch directly.

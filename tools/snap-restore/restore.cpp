@@ -76,9 +76,7 @@ uint64_t Context::granule_bytes(const Options& opt) const {
 
 int Context::serve_spin_us(const Options& opt) const {
     if (opt.fault_spin_us >= 0) return opt.fault_spin_us;
-    for (const auto& p : placed_->parts())
-        if (!placed::pool_url_of(p).empty()) return 100;
-    return 0;
+    return placed_pool_url_.empty() ? 0 : 100;  // "": no part is in a pool
 }
 
 uint64_t hugetlbfs_page_bytes(const std::string& path) {
