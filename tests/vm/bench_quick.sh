@@ -38,6 +38,12 @@ for f in r["functions"]:
     # pages where they are in memory): a fault is a touch of a page the placement did not
     # predict (COLD, or ZERO the record input did not touch), so there are no more of them
     # than unpredicted pages — the check pass alone used to add ~1,000
+    # the misprediction bound's classes: every unpredicted page is COLD or ZERO in mis.placed
+    # (the record input's split classes only the pages it touched RO or RW), COLD ones in runs
+    u = f["mis_pages"]
+    assert u["unpredicted_cold"] + u["unpredicted_zero_written"] + u["unpredicted_zero_read"] == u["unpredicted"], u
+    assert (u["unpredicted_cold_runs"] > 0) == (u["unpredicted_cold"] > 0) and u["unpredicted_cold_runs"] <= u["unpredicted_cold"], u
+    assert f["mis_bound_ns"] >= f["bound_ns"], (f["mis_bound_ns"], f["bound_ns"])
     m = cells["mis/tiered/cold"]
     assert r["fault_counts"] == "touches", r.get("fault_counts")
     assert m["demand_faults"] <= f["mis_pages"]["unpredicted"], (m["demand_faults"], f["mis_pages"])
