@@ -32,6 +32,10 @@ PartReader::PartReader(const PoolUrl& url, std::vector<ChunkRef> chunks, ReadOpt
     inflight_.assign(chunks_.size(), false);
     dctx_ = ZSTD_createDCtx();
     if (!dctx_) throw std::bad_alloc();
+    // The read-ahead thread and its connections are made now, while the restore sets up, not
+    // at the first miss, where making them (a thread, a connect, the slot map) competed with
+    // the fault's own fetch for this machine's cores.
+    if (opt_.prefetch_chunks && !chunks_.empty()) prefetcher_ = std::thread([this] { prefetch_loop(); });
 }
 
 PartReader::~PartReader() {
@@ -93,8 +97,11 @@ void PartReader::read(uint64_t offset, size_t len, std::byte* dst) {
     if (len == 0) return;
     const size_t first = chunk_at(offset), last = chunk_at(offset + len - 1);
     std::vector<size_t> need;
+    bool sequential = false;  // this read continues the previous one: read ahead if it misses
     {
         std::unique_lock lk(mu_);
+        sequential = last_read_ != SIZE_MAX && (first == last_read_ || first == last_read_ + 1);
+        last_read_ = last;
         for (size_t i = first; i <= last; ++i) {
             while (inflight_[i] && !cache_.count(i)) {
                 ++stats_.waited;
@@ -135,12 +142,10 @@ void PartReader::read(uint64_t offset, size_t len, std::byte* dst) {
             if (!direct[need[k] - first]) insert_locked(need[k], std::move(b.bufs[k]), false);
             inflight_[need[k]] = false;
         }
-        // Read ahead from the chunk after the last one this read needed.
-        if (opt_.prefetch_chunks) {
+        // A sequential scan: read ahead from the chunk after the last one this read needed.
+        if (opt_.prefetch_chunks && sequential)
             for (size_t i = last + 1; i < chunks_.size() && i <= last + opt_.prefetch_chunks; ++i)
                 if (!cache_.count(i) && !inflight_[i]) want_.push_back(i);
-            if (!prefetcher_.joinable()) prefetcher_ = std::thread([this] { prefetch_loop(); });
-        }
         cv_.notify_all();
     }
     std::unique_lock lk(mu_);
@@ -181,6 +186,11 @@ void PartReader::read(uint64_t offset, size_t len, std::byte* dst) {
 
 void PartReader::prefetch_loop() {
     std::unique_ptr<ChunkStore> store;
+    try {
+        store = std::make_unique<ChunkStore>(url_, opt_.client);  // connected before the first miss
+    } catch (const std::exception&) {
+        // Not a failure of any read yet: a read ahead tries again, and reports what it meets.
+    }
     ZSTD_DCtx* dctx = ZSTD_createDCtx();
     for (;;) {
         std::vector<size_t> take;

@@ -35,6 +35,11 @@ pt verify --url "$U" --keys 1000 > verify.json 2> verify.err || fail "plain veri
 pt check-eviction --url "$U" > /dev/null 2> evict.err || fail "plain noeviction: $(cat evict.err)"
 pt bench --url "$U" --iterations 200 > bench.json 2> bench.err || fail "bench: $(cat bench.err)"
 check bench.json 'all(d[f"{m}_{s}_{u}"] > 0 for m in ("get", "pipelined") for s in ("4k", "64k") for u in ("p50_us", "gbps"))'
+# A pool part's reads (PartReader): scattered single-chunk reads fetch just what they need, no
+# read-ahead; a scan reads ahead once it is seen to be one, and finds most chunks read ahead.
+pt readahead --url "$U" > ra.json 2> ra.err || fail "readahead: $(cat ra.err)"
+check ra.json 'd["scattered"]["prefetched_chunks"] == 0 and d["scattered"]["demand_fetches"] == 8'
+check ra.json 'd["scan"]["prefetched_chunks"] > 0 and d["scan"]["prefetch_hits"] > 0 and d["scan"]["demand_fetches"] < d["chunks"]'
 
 redis_cli "$P" config set maxmemory-policy allkeys-lru > /dev/null
 pt check-eviction --url "$U" > /dev/null 2> lru.err

@@ -11,10 +11,17 @@
 //   pooltool check-eviction --url U       exit 1 unless every master is noeviction
 //   pooltool bench --url U                 one JSON object: p50 latency (us) and GB/s
 //   pooltool slot KEY...                   the hash slot of each key, one a line
+//   pooltool readahead --url U             a restore's reads of a pool part (PartReader): scattered
+//                                          reads fetch only what they need, a scan reads ahead
 // --tag T (cycle, fill, verify): ASCII keys all in the slot of {T}, for slot-migration tests.
 // Every subcommand but slot prints one JSON object on stdout; errors are one line on stderr.
 #include "common/cli.hpp"
+#include "common/pool/chunk.hpp"
+#include "common/pool/reader.hpp"
 #include "common/pool/redis.hpp"
+#include "common/pool/store.hpp"
+
+#include <zstd.h>
 
 #include <unistd.h>
 
@@ -23,6 +30,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -276,6 +284,58 @@ int cmd_bench(const PoolUrl& url, const ClientOptions& opt, int iterations, int 
     return 0;
 }
 
+// A part of 64 chunks of 4 KiB (distinct bytes each) put into the pool, then read by two
+// PartReaders with an 8-chunk read-ahead: one chunk at a time in a scattered order (no read is
+// in or next to the chunk the previous one ended in), then every chunk in order. Every byte
+// is compared. One JSON object: what each fetched on demand and ahead.
+int cmd_readahead(const PoolUrl& url, const ClientOptions& opt) {
+    constexpr uint32_t kChunk = 4096;
+    constexpr size_t kChunks = 64;
+    std::vector<std::byte> data(kChunks * kChunk);
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (size_t i = 0; i < data.size(); i += 8) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        std::memcpy(data.data() + i, &x, 8);
+    }
+    ZSTD_CCtx* cctx = ZSTD_createCCtx();
+    std::vector<ChunkRef> refs;
+    std::vector<std::pair<ChunkId, std::string>> values;
+    for (size_t i = 0; i < kChunks; ++i) {
+        const std::byte* p = data.data() + i * kChunk;
+        std::string v = encode_value(p, kChunk, 1, cctx);
+        refs.push_back({chunk_id(p, kChunk), kChunk, static_cast<uint32_t>(v.size())});
+        values.emplace_back(refs.back().id, std::move(v));
+    }
+    ZSTD_freeCCtx(cctx);
+    ChunkStore(url, opt).put(values);
+    ReadOptions ro;
+    ro.client = opt;
+    ro.prefetch_chunks = 8;
+    auto read = [&](PartReader& r, size_t i) {
+        std::vector<std::byte> b(kChunk);
+        r.read(i * kChunk, kChunk, b.data());
+        if (std::memcmp(b.data(), data.data() + i * kChunk, kChunk) != 0) fail("chunk " + std::to_string(i) + " read back wrong");
+    };
+    auto report = [](const ReadStats& s) {
+        return nlohmann::json{{"demand_fetches", s.demand_fetches}, {"prefetched_chunks", s.prefetched_chunks},
+                              {"prefetch_hits", s.prefetch_hits}};
+    };
+    nlohmann::json j;
+    {
+        PartReader r(url, refs, ro);
+        for (size_t i : {40, 3, 57, 21, 10, 33, 62, 0}) read(r, i);
+        j["scattered"] = report(r.stats());
+    }
+    {
+        PartReader r(url, refs, ro);
+        for (size_t i = 0; i < kChunks; ++i) read(r, i);
+        j["scan"] = report(r.stats());
+    }
+    j["chunks"] = kChunks;
+    cli::print_json(j);
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -303,7 +363,8 @@ int main(int argc, char** argv) {
     auto* evict = app.add_subcommand("check-eviction", "Fail unless every master is noeviction");
     auto* bench = app.add_subcommand("bench", "GET latency and bandwidth, one JSON object");
     auto* slot = app.add_subcommand("slot", "Print the hash slot of each key");
-    for (auto* s : {cycle, fillc, verifyc, evict, bench}) url_opts(s);
+    auto* readahead = app.add_subcommand("readahead", "A pool part's reads: scattered, then a scan");
+    for (auto* s : {cycle, fillc, verifyc, evict, bench, readahead}) url_opts(s);
     for (auto* s : {cycle, fillc, verifyc}) key_opts(s);
     verifyc->add_option("--wait-file", wait_file, "Touch FILE.ready, wait for FILE, then verify");
     verifyc->add_flag("--pre-verify", pre_verify, "Verify once before waiting too (connects to every node)");
@@ -321,6 +382,7 @@ int main(int argc, char** argv) {
         if (fillc->parsed()) return cmd_fill(url, opt, seed, keys);
         if (verifyc->parsed()) return cmd_verify(url, opt, seed, keys, wait_file, pre_verify);
         if (evict->parsed()) return cmd_check_eviction(url, opt);
+        if (readahead->parsed()) return cmd_readahead(url, opt);
         return cmd_bench(url, opt, iterations, depth);
     });
 }

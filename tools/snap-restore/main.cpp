@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
         ->type_name("USER")->allow_extra_args(false)->take_all();
     app.add_option("--pool-cache", opt.pool_cache, "Pool parts: memory for fetched chunks (the oldest are dropped first)")
         ->type_name("SIZE")->capture_default_str();
-    app.add_option("--pool-prefetch", opt.pool_prefetch, "Pool parts: chunks fetched ahead (in part order) after a miss, 0 = none")
+    app.add_option("--pool-prefetch", opt.pool_prefetch, "Pool parts: chunks fetched ahead (in part order) after a miss that continues the previous read (a scan), 0 = none")
         ->type_name("N")->capture_default_str();
     app.add_option("--pool", opt.pool,
                    "Pool parts: read them from this URL's seed nodes instead of the ones the placed artifact names "

@@ -42,7 +42,7 @@ struct Options {
     std::string granule;  // "" = granule_bytes() below
     int fault_spin_us = -1;            // -1 = serve_spin_us()'s default
     std::string pool_cache = "256M";   // pool parts: decoded chunks kept in memory
-    uint32_t pool_prefetch = 16;       // pool parts: chunks read ahead after a miss
+    uint32_t pool_prefetch = 16;       // pool parts: chunks read ahead after a miss that continues a scan
     std::string pool;                  // pool parts: read from this URL's seeds ("" = the manifest's)
     double accept_timeout_s = 60;
     std::vector<std::string> allow_uids;  // --serve: peers of these users (names or uids) are served too
