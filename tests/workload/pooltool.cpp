@@ -328,7 +328,14 @@ int cmd_readahead(const PoolUrl& url, const ClientOptions& opt) {
     }
     {
         PartReader r(url, refs, ro);
-        for (size_t i = 0; i < kChunks; ++i) read(r, i);
+        for (size_t i = 0; i < kChunks; ++i) {
+            read(r, i);
+            // After the second read (the first that continues another), give the read-ahead
+            // thread up to 5 s to fetch, so a loaded machine that runs it late cannot let the
+            // scan fetch every chunk itself.
+            for (int w = 0; i == 1 && w < 5000 && r.stats().prefetched_chunks == 0; ++w)
+                std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
         j["scan"] = report(r.stats());
     }
     j["chunks"] = kChunks;
