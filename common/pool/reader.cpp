@@ -32,6 +32,8 @@ PartReader::PartReader(const PoolUrl& url, std::vector<ChunkRef> chunks, ReadOpt
     inflight_.assign(chunks_.size(), false);
     dctx_ = ZSTD_createDCtx();
     if (!dctx_) throw std::bad_alloc();
+    // Every node's connection now, while the restore sets up, not at the first fault on it.
+    store_.client().connect_masters();
     // The read-ahead thread and its connections are made now, while the restore sets up, not
     // at the first miss, where making them (a thread, a connect, the slot map) competed with
     // the fault's own fetch for this machine's cores.
@@ -188,6 +190,7 @@ void PartReader::prefetch_loop() {
     std::unique_ptr<ChunkStore> store;
     try {
         store = std::make_unique<ChunkStore>(url_, opt_.client);  // connected before the first miss
+        store->client().connect_masters();
     } catch (const std::exception&) {
         // Not a failure of any read yet: a read ahead tries again, and reports what it meets.
     }

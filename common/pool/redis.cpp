@@ -787,6 +787,18 @@ uint64_t RedisCluster::round_trips() const { return impl_->round_trips; }
 uint64_t RedisCluster::commands() const { return impl_->commands; }
 uint64_t RedisCluster::redirects() const { return impl_->redirects; }
 
+size_t RedisCluster::connect_masters() {
+    size_t connected = 0;
+    for (size_t i : impl_->master_indices()) {
+        try {
+            impl_->connection(i);
+            ++connected;
+        } catch (const PoolError&) {
+        }
+    }
+    return connected;
+}
+
 std::string RedisCluster::node_for(std::string_view key) const {
     return impl_->nodes[impl_->route(key)].name;
 }

@@ -105,6 +105,10 @@ public:
     bool is_cluster() const;
     std::vector<Endpoint> masters() const;            // every master (plain: the one server)
     std::string node_for(std::string_view key) const;  // "host:port" serving that key now
+    // Connect to every master now rather than at its first command (a restore's first fault
+    // on each node would pay the connect). Best effort: a node that cannot be reached is left
+    // to the command that needs it, which reports it. Returns the masters connected.
+    size_t connect_masters();
 
     // Batches: keys grouped by node, one pipeline per node (at most 512 commands or 32 MiB
     // each), replies in the caller's key order. MOVED refreshes the slot map and retries, ASK

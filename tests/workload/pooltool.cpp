@@ -11,6 +11,7 @@
 //   pooltool check-eviction --url U       exit 1 unless every master is noeviction
 //   pooltool bench --url U                 one JSON object: p50 latency (us) and GB/s
 //   pooltool slot KEY...                   the hash slot of each key, one a line
+//   pooltool connect --url U               connect to every master now (best effort): how many answered
 //   pooltool readahead --url U             a restore's reads of a pool part (PartReader): scattered
 //                                          reads fetch only what they need, a scan reads ahead
 // --tag T (cycle, fill, verify): ASCII keys all in the slot of {T}, for slot-migration tests.
@@ -224,6 +225,13 @@ int cmd_verify(const PoolUrl& url, const ClientOptions& opt, uint64_t seed, uint
     return 0;
 }
 
+int cmd_connect(const PoolUrl& url, const ClientOptions& opt) {
+    RedisCluster c(url, opt);
+    const size_t connected = c.connect_masters();
+    cli::print_json({{"connected", connected}, {"masters", c.masters().size()}, {"cluster", c.is_cluster()}});
+    return 0;
+}
+
 int cmd_check_eviction(const PoolUrl& url, const ClientOptions& opt) {
     RedisCluster c(url, opt);
     c.check_no_eviction();
@@ -371,7 +379,8 @@ int main(int argc, char** argv) {
     auto* bench = app.add_subcommand("bench", "GET latency and bandwidth, one JSON object");
     auto* slot = app.add_subcommand("slot", "Print the hash slot of each key");
     auto* readahead = app.add_subcommand("readahead", "A pool part's reads: scattered, then a scan");
-    for (auto* s : {cycle, fillc, verifyc, evict, bench, readahead}) url_opts(s);
+    auto* connect = app.add_subcommand("connect", "Connect to every master now; how many answered");
+    for (auto* s : {cycle, fillc, verifyc, evict, bench, readahead, connect}) url_opts(s);
     for (auto* s : {cycle, fillc, verifyc}) key_opts(s);
     verifyc->add_option("--wait-file", wait_file, "Touch FILE.ready, wait for FILE, then verify");
     verifyc->add_flag("--pre-verify", pre_verify, "Verify once before waiting too (connects to every node)");
@@ -390,6 +399,7 @@ int main(int argc, char** argv) {
         if (verifyc->parsed()) return cmd_verify(url, opt, seed, keys, wait_file, pre_verify);
         if (evict->parsed()) return cmd_check_eviction(url, opt);
         if (readahead->parsed()) return cmd_readahead(url, opt);
+        if (connect->parsed()) return cmd_connect(url, opt);
         return cmd_bench(url, opt, iterations, depth);
     });
 }
