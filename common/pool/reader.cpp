@@ -34,10 +34,6 @@ PartReader::PartReader(const PoolUrl& url, std::vector<ChunkRef> chunks, ReadOpt
     if (!dctx_) throw std::bad_alloc();
     // Every node's connection now, while the restore sets up, not at the first fault on it.
     store_.client().connect_masters();
-    // The read-ahead thread and its connections are made now, while the restore sets up, not
-    // at the first miss, where making them (a thread, a connect, the slot map) competed with
-    // the fault's own fetch for this machine's cores.
-    if (opt_.prefetch_chunks && !chunks_.empty()) prefetcher_ = std::thread([this] { prefetch_loop(); });
 }
 
 PartReader::~PartReader() {
@@ -145,9 +141,13 @@ void PartReader::read(uint64_t offset, size_t len, std::byte* dst) {
             inflight_[need[k]] = false;
         }
         // A sequential scan: read ahead from the chunk after the last one this read needed.
-        if (opt_.prefetch_chunks && sequential)
+        // The thread and its connections are made at the first scan: a reader that never
+        // sees one (random faults, whole-part reads) never pays for them.
+        if (opt_.prefetch_chunks && sequential) {
             for (size_t i = last + 1; i < chunks_.size() && i <= last + opt_.prefetch_chunks; ++i)
                 if (!cache_.count(i) && !inflight_[i]) want_.push_back(i);
+            if (!prefetcher_.joinable()) prefetcher_ = std::thread([this] { prefetch_loop(); });
+        }
         cv_.notify_all();
     }
     std::unique_lock lk(mu_);
@@ -189,7 +189,7 @@ void PartReader::read(uint64_t offset, size_t len, std::byte* dst) {
 void PartReader::prefetch_loop() {
     std::unique_ptr<ChunkStore> store;
     try {
-        store = std::make_unique<ChunkStore>(url_, opt_.client);  // connected before the first miss
+        store = std::make_unique<ChunkStore>(url_, opt_.client);
         store->client().connect_masters();
     } catch (const std::exception&) {
         // Not a failure of any read yet: a read ahead tries again, and reports what it meets.
