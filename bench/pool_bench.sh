@@ -9,7 +9,8 @@
 #   fault  a 4 KiB fault served from the pool on demand (vanilla over --serve, every page in
 #          the pool, 4 KiB chunks, no read-ahead, fcclient touching pages in random order):
 #          the fetch a fault waits for (fetch + XXH3-128 check), and the whole fault as the
-#          server handles it (fetch + UFFDIO_COPY), per fault, against one bare GET.
+#          server handles it (fetch + UFFDIO_COPY), per fault, against one bare GET; then the
+#          same with --no-idle-poll (keys ending _no_idle_poll): idle cores halt as they would.
 # Pages are incompressible (random bytes), so value bytes = page bytes.
 # --busy keeps every core busy at nice 19 meanwhile (a host running other guests): on these
 # virtual machines a core that goes idle takes ~20-70 us to wake, which a single round trip
@@ -76,6 +77,8 @@ serve bulk64 all64k.placed --threads 1 -- --strategy reap
 serve bulk16 all16k.placed --threads 1 -- --strategy reap
 serve bulk4 all4k.placed --threads 1 -- --strategy reap
 serve fault all4k.placed --threads 1 --order random -- --strategy vanilla --granule 4K --pool-prefetch 0
+# The same with idle cores left to halt while the server polls (--no-idle-poll).
+serve fault_nip all4k.placed --threads 1 --order random -- --strategy vanilla --granule 4K --pool-prefetch 0 --no-idle-poll
 python3 - "$W" $busy "$(cat "$HP" 2> /dev/null || echo none)" <<'PY'
 import json, os, sys
 w = sys.argv[1]
@@ -88,17 +91,20 @@ for name in ("bulk64", "bulk16", "bulk4"):
     assert c["mismatched_pages"] == 0, c
     out[name + "_bytes"] = p["before_resume_bytes"]
     out[name + "_gbps"] = round(p["before_resume_bytes"] / max(p["bulk_ns"], 1), 2)
-f = json.load(open(os.path.join(w, "fault.json")))
-c = json.load(open(os.path.join(w, "fault.client")))
-assert c["mismatched_pages"] == 0, c
-p = f["pool"]
-out["faults"] = f["stats"]["faults"]
-out["fault_fetches"] = p["demand_fetches"]
-out["fault_fetch_us"] = round(p["demand_ns"] / max(p["demand_fetches"], 1) / 1e3, 1)
-out["fault_us"] = round(f["phases_ns"]["faults"] / max(f["stats"]["faults"], 1) / 1e3, 1)
-out["fault_over_get"] = round(out["fault_us"] / out["get_4k_p50_us"], 2)
-out["fetch_over_get"] = round(out["fault_fetch_us"] / out["get_4k_p50_us"], 2)
-out["fault_spin_batches"] = f["stats"].get("spin_batches", 0)
+for name, sfx in (("fault", ""), ("fault_nip", "_no_idle_poll")):
+    f = json.load(open(os.path.join(w, name + ".json")))
+    c = json.load(open(os.path.join(w, name + ".client")))
+    assert c["mismatched_pages"] == 0, c
+    p = f["pool"]
+    out["faults" + sfx] = f["stats"]["faults"]
+    out["fault_fetches" + sfx] = p["demand_fetches"]
+    out["fault_fetch_us" + sfx] = round(p["demand_ns"] / max(p["demand_fetches"], 1) / 1e3, 1)
+    out["fault_us" + sfx] = round(f["phases_ns"]["faults"] / max(f["stats"]["faults"], 1) / 1e3, 1)
+    out["fault_over_get" + sfx] = round(out["fault_us" + sfx] / out["get_4k_p50_us"], 2)
+    out["fetch_over_get" + sfx] = round(out["fault_fetch_us" + sfx] / out["get_4k_p50_us"], 2)
+    out["fault_spin_batches" + sfx] = f["stats"].get("spin_batches", 0)
+    out["idle_poll" + sfx] = f["stats"].get("idle_poll", "off")
+    out["idle_poll_windows" + sfx] = f["stats"].get("idle_poll_windows", 0)
 out["busy"] = bool(int(sys.argv[2]))
 out["guest_halt_poll_ns"] = None if sys.argv[3] == "none" else int(sys.argv[3])
 print(json.dumps(out))

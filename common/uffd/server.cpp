@@ -22,11 +22,7 @@ namespace snap::uffd {
 
 namespace {
 
-uint64_t mono_ns() {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
+uint64_t mono_ns() { return sys::monotonic_ns(); }
 
 std::string hex(uint64_t v) {
     char b[24];
@@ -95,6 +91,9 @@ nlohmann::json ServerStats::to_json() const {
             {"wp_faults", wp_faults},
             {"foreign_faults", foreign_faults},
             {"spin_batches", spin_batches},
+            {"idle_poll", idle_poll},
+            {"idle_poll_windows", idle_poll_windows},
+            {"idle_poll_ns", idle_poll_ns},
             // Amounts in bytes: the server installs in units of the VMM region's page size,
             // which need not be the artifact's (its counters count 4 KiB).
             {"copied_bytes", bytes_copied},  // eager and on demand
@@ -136,6 +135,7 @@ FaultServer::FaultServer(Userfaultfd uffd, std::vector<Region> regions, PageSour
     scratch_.reset(new std::byte[scratch]);
     scratch_bytes_ = scratch;
     start_ns_ = mono_ns();
+    if (opt_.idle_poll && opt_.spin_us > 0) idle_poll_ = std::make_unique<sys::IdlePolling>();
 }
 
 FaultServer::~FaultServer() {
@@ -158,6 +158,11 @@ uint64_t FaultServer::now_ns() const { return mono_ns() - start_ns_; }
 
 const ServerStats& FaultServer::stats() const {
     stats_.ioctls = uffd_.ioctl_count();
+    if (idle_poll_) {
+        stats_.idle_poll = idle_poll_->available() ? "on" : "unavailable";
+        stats_.idle_poll_windows = idle_poll_->windows();
+        stats_.idle_poll_ns = idle_poll_->held_ns();
+    }
     return stats_;
 }
 
@@ -466,11 +471,18 @@ int FaultServer::serve(std::span<const int> extra_fds, const std::atomic<bool>* 
     for (int fd : extra_fds) fds.push_back({fd, POLLIN, 0});
     int result = -2;
     uint64_t idle_ms = 0, spin_until = 0;  // spin_until: ServerOptions::spin_us after a batch
+    struct Release {  // the cores may halt again however serve() ends, an error too
+        sys::IdlePolling* p;
+        ~Release() {
+            if (p) p->release();
+        }
+    } release{idle_poll_.get()};
     for (;;) {
         if (stop && stop->load()) { result = -1; break; }
         int slice = stop ? 100 : timeout_ms;
         if (timeout_ms >= 0 && slice > timeout_ms) slice = timeout_ms;
         const bool spinning = spin_until != 0 && mono_ns() < spin_until;
+        if (!spinning && idle_poll_) idle_poll_->release();  // the cores may halt while this sleeps
         int n = ::poll(fds.data(), fds.size(), spinning ? 0 : slice);
         if (n < 0) {
             if (errno == EINTR) continue;
@@ -487,6 +499,9 @@ int FaultServer::serve(std::span<const int> extra_fds, const std::atomic<bool>* 
         if (fds[0].revents & (POLLERR | POLLNVAL)) throw Error("userfaultfd: poll reports an error on the descriptor");
         if (fds[0].revents & POLLIN) {
             if (spinning) ++stats_.spin_batches;
+            // Idle cores poll from the batch's start: its fetches wake the store's server,
+            // and its installs the guest.
+            if (idle_poll_) idle_poll_->hold();
             handle_pending();
             if (on_batch) on_batch(stats());
             if (opt_.spin_us > 0) spin_until = mono_ns() + static_cast<uint64_t>(opt_.spin_us) * 1000;

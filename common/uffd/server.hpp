@@ -14,6 +14,7 @@
 #pragma once
 #include "common/loadset.hpp"
 #include "common/pagerange.hpp"
+#include "common/sys/idlepoll.hpp"
 #include "source.hpp"
 #include "uffd.hpp"
 
@@ -97,6 +98,11 @@ struct ServerOptions {
     // these VMs that goes idle takes tens of µs to wake, on every hop of a fault's chain. Costs
     // up to this much CPU after each batch. 0: sleep at once.
     int spin_us = 0;
+    // While polling (spin_us), hold a CPU latency request of 0 µs (sys::IdlePolling), so that
+    // idle cores poll instead of halting and the threads a fault's chain wakes — the store's
+    // server, the guest's vCPU — run at once. Released before the server sleeps. Does nothing
+    // where the request is unavailable (not root).
+    bool idle_poll = true;
 };
 
 struct ServerStats {
@@ -107,6 +113,8 @@ struct ServerStats {
     uint64_t eexist = 0, eagain = 0, gone = 0, spurious = 0;  // spurious: fault on a page already served
     uint64_t foreign_faults = 0;  // first touches by threads outside owner_pid (KVM async page faults)
     uint64_t spin_batches = 0;    // batches of faults found while polling (spin_us), not after a sleep
+    std::string idle_poll = "off";  // ServerOptions::idle_poll: "on", "off", or "unavailable"
+    uint64_t idle_poll_windows = 0, idle_poll_ns = 0;  // times held, and for how long
     uint64_t remove_events = 0, removed_bytes = 0, unmap_events = 0, remap_events = 0, fork_events = 0;
     uint64_t fault_ns = 0;   // time spent resolving faults (event read → ioctls done)
     uint64_t serve_ns = 0;   // wall time of serve()
@@ -197,6 +205,7 @@ private:
     const std::byte* zeros();
     void* zeros_ = nullptr;
     std::deque<uffd_msg> queued_faults_;
+    std::unique_ptr<sys::IdlePolling> idle_poll_;  // ServerOptions::idle_poll, with polling
     mutable ServerStats stats_;
     bool wp_active_ = false;
     bool target_gone_ = false;

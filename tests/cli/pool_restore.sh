@@ -91,10 +91,21 @@ serve() {  # serve NAME PLACED ARGS...
   python3 -c "
 import json; c = json.load(open('$name.client')); assert c['mismatched_pages'] == 0, c
 j = json.load(open('$name.json')); assert j['pool']['fetched_bytes'] > 0, j['pool']
-assert j['fault_spin_us'] == int('${SPIN:-100}'), j['fault_spin_us']" || fail "$name: $(cat $name.client)"
+assert j['fault_spin_us'] == int('${SPIN:-100}'), j['fault_spin_us']
+# Idle cores poll while the server polls (a CPU latency request, root's), and only then.
+ip = j['stats']['idle_poll']
+want = '${IDLE:-on}' if __import__('os').access('/dev/cpu_dma_latency', __import__('os').W_OK) or '${IDLE:-on}' == 'off' else 'unavailable'
+assert ip == want, (ip, want)
+assert (j['stats']['idle_poll_windows'] > 0) == (ip == 'on'), j['stats']" || fail "$name: $(cat $name.client) $(head -c 3000 $name.json)"
 }
 serve sc c.placed --strategy tiered
-SPIN=0 serve s0 c.placed --strategy tiered --fault-spin 0
+SPIN=0 IDLE=off serve s0 c.placed --strategy tiered --fault-spin 0
+IDLE=off serve sn c.placed --strategy tiered --no-idle-poll
+if [ -r /dev/cpu_dma_latency ]; then  # the request is gone with the restores: no constraint left
+  python3 -c "
+import struct; v = struct.unpack('i', open('/dev/cpu_dma_latency', 'rb').read(4))[0]
+assert v > 0, v" || fail "a CPU latency request outlived its restore"
+fi
 serve sa a.placed --strategy tiered
 serve sr a.placed --strategy reap
 

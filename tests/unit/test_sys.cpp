@@ -2,6 +2,7 @@
 // The raw-syscall layer's pure parts: /proc/PID/maps lines, pagemap entries, virtual → image
 // page translation, wait-status decoding; plus a live PAGEMAP_SCAN/pread agreement check on
 // our own private file mapping.
+#include "common/sys/idlepoll.hpp"
 #include "common/sys/mincore.hpp"
 #include "common/sys/pagemap.hpp"
 #include "common/sys/proc.hpp"
@@ -231,4 +232,33 @@ TEST_CASE("live: mincore sees a dropped file come back") {
     REQUIRE(::pread(m.fd, buf, sizeof buf, 0) == 4096);
     CHECK(r.count_resident() >= 1);
     if (after_drop) MESSAGE(after_drop << " pages stayed resident after the drop (tmpfs?)");
+}
+
+TEST_CASE("idle polling: a CPU latency request of 0 us while held, none once released or dropped") {
+    const int64_t before = IdlePolling::current_limit_us();
+    {
+        IdlePolling ip;
+        if (!ip.available()) {  // not root: the device is root's
+            CHECK(!ip.why_unavailable().empty());
+            ip.hold();
+            CHECK(!ip.held());
+            return;
+        }
+        REQUIRE(before > 0);  // nothing else on this machine asks for polling cores
+        CHECK(!ip.held());
+        CHECK(IdlePolling::current_limit_us() == before);  // opened: no constraint yet
+        ip.hold();
+        CHECK(ip.held());
+        CHECK(IdlePolling::current_limit_us() == 0);
+        ip.hold();  // held already: still one window
+        CHECK(ip.windows() == 1);
+        ip.release();
+        CHECK(!ip.held());
+        CHECK(IdlePolling::current_limit_us() == before);
+        ip.hold();
+        CHECK(ip.windows() == 2);
+        CHECK(IdlePolling::current_limit_us() == 0);
+        CHECK(ip.held_ns() > 0);
+    }  // dropped while held: the kernel forgets the request with the descriptor
+    CHECK(IdlePolling::current_limit_us() == before);
 }

@@ -285,6 +285,7 @@ TEST_CASE("fault server: polling for the next fault (spin_us) serves every fault
     opt.granule_bytes = 4096;
     opt.max_granule_bytes = 0;
     opt.spin_us = 20000;  // 20 ms: far longer than the gaps between the toucher's faults
+    // With idle polling (the default): idle cores poll while the server does, never after.
     FaultServer server(Userfaultfd::create(UFFD_FEATURE_EVENT_REMOVE), h.regions, h.src, opt);
     server.register_regions();
     int result = 0;
@@ -304,6 +305,10 @@ TEST_CASE("fault server: polling for the next fault (spin_us) serves every fault
     CHECK(result == -2);
     CHECK(server.stats().faults == 96);
     CHECK(server.stats().spin_batches > 0);  // faults after the first found while polling
+    if (server.stats().idle_poll == "on") {
+        CHECK(server.stats().idle_poll_windows > 0);
+        CHECK(snap::sys::IdlePolling::current_limit_us() != 0);  // released when serve() returned
+    }
 }
 
 TEST_CASE("fault server: a long eager run is shared out in 64-page batches, every page right") {

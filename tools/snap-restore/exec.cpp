@@ -311,7 +311,7 @@ int run_exec(const Options& opt, Context& ctx) {
                 so.server.wake_installs = opt.overlap;  // the VMM may already touch what is being installed
                 so.server.record = record;
                 so.server.owner_pid = peer.pid;  // to count faults from KVM's async page-fault workers
-                so.server.spin_us = ctx.serve_spin_us(opt);
+                ctx.set_polling(opt, so.server);
                 so.eager = restore::exec_installs(plan, !opt.overlap);  // the preload fills huge regions itself
                 so.present = restore::exec_present(plan);
                 so.send_ready = true;

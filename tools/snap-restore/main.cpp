@@ -39,6 +39,10 @@ int main(int argc, char** argv) {
                    "--serve, --exec (userfaultfd schedules): after serving faults, poll for the next one this long "
                    "before sleeping (default 100 when a part is in a pool, else 0)")
         ->type_name("US")->check(CLI::Range(0, 100000));
+    app.add_flag("--no-idle-poll", opt.no_idle_poll,
+                 "while the fault server polls (--fault-spin), do not hold a CPU latency request of 0 us "
+                 "(/dev/cpu_dma_latency), which makes idle cores poll instead of halting so that what a fault "
+                 "wakes runs at once");
     app.add_option("--accept-timeout", opt.accept_timeout_s, "--serve: seconds to wait for the VMM to connect (0 = forever)")
         ->type_name("SECONDS")->capture_default_str();
     app.add_option("--allow-uid", opt.allow_uids,

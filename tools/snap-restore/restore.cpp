@@ -79,6 +79,11 @@ int Context::serve_spin_us(const Options& opt) const {
     return placed_pool_url_.empty() ? 0 : 100;  // "": no part is in a pool
 }
 
+void Context::set_polling(const Options& opt, uffd::ServerOptions& so) const {
+    so.spin_us = serve_spin_us(opt);
+    so.idle_poll = !opt.no_idle_poll;
+}
+
 uint64_t hugetlbfs_page_bytes(const std::string& path) {
     const std::string at = ::access(path.c_str(), F_OK) == 0 ? path : std::filesystem::path(path).parent_path().string();
     return sys::hugetlbfs_page_bytes(at.c_str());

@@ -7,6 +7,7 @@
 #include "common/cli.hpp"
 #include "common/placed.hpp"
 #include "common/restore/plan.hpp"
+#include "common/uffd/server.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -41,6 +42,7 @@ struct Options {
     bool strict = false;               // a schedule that falls back (pages from the image, layered tiered) is an error
     std::string granule;  // "" = granule_bytes() below
     int fault_spin_us = -1;            // -1 = serve_spin_us()'s default
+    bool no_idle_poll = false;         // the fault server polls without asking idle cores to poll too
     std::string pool_cache = "256M";   // pool parts: decoded chunks kept in memory
     uint32_t pool_prefetch = 16;       // pool parts: chunks read ahead after a miss that continues a scan
     std::string pool;                  // pool parts: read from this URL's seeds ("" = the manifest's)
@@ -71,6 +73,9 @@ public:
     // fault a network round trip, whose every hop would otherwise wait for an idle core to
     // wake), else 0.
     int serve_spin_us(const Options& opt) const;
+    // The above, and whether idle cores poll while the server does (--no-idle-poll), into a
+    // fault server's options.
+    void set_polling(const Options& opt, uffd::ServerOptions& so) const;
     // How pool parts are read (--pool-cache, --pool-prefetch, --pool).
     pool::ReadOptions pool_options() const { return pool_options_; }
     // The plan for --exec (and --dry-run), under the mapping budget.

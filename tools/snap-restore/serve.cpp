@@ -28,7 +28,7 @@ int run_serve(const Options& opt, Context& ctx) {
     if (so.server.granule_bytes == 0 || so.server.granule_bytes % r.page_size())
         throw UsageError("--granule " + opt.granule + ": must be a multiple of the page size (" + std::to_string(r.page_size()) + ")");
     so.server.use_zeropage = true;
-    so.server.spin_us = ctx.serve_spin_us(opt);
+    ctx.set_polling(opt, so.server);
     so.guardian = true;  // Firecracker cannot tell that its handler died: kill it if we do
     so.server.record = !opt.record.empty();
     so.accept_timeout_ms = opt.accept_timeout_s <= 0 ? -1 : int(opt.accept_timeout_s * 1000);
