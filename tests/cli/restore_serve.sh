@@ -31,7 +31,7 @@ for placed in p.placed z.placed; do
   for s in vanilla reap faasnap tiered; do
     serve $s $placed --strategy $s
     python3 - $s.json $s $s.client <<'PY' || fail "$placed $s: $(cat $s.json)"
-import json, sys
+import json, os, sys
 r = json.load(open(sys.argv[1])); s = sys.argv[2]; c = json.load(open(sys.argv[3]))
 assert c["mismatched_pages"] == 0 and c["balloon_nonzero_pages"] == 0, c
 assert r["strategy"] == s and r["peer_exited"]
@@ -43,13 +43,17 @@ if s == "faasnap": assert r["eager_bytes"] == 2542 * 4096  # RW + RO
 if s == "tiered": assert r["eager_bytes"] == (2542 + 77) * 4096  # RW, the touched zero pages, then RO
 if s != "vanilla": assert f["faults"] <= 32 * 1024 * 1024 // r["granule_bytes"] + 64, (f["faults"], r["granule_bytes"])  # one per granule at most, plus the balloon
 assert r["granule_bytes"] == 16384  # COLD is on a file tier: the default granule is 16 KiB
+# ... and the server polls for the next fault, with idle cores polling too (root's device)
+assert r["fault_spin_us"] == 100, r["fault_spin_us"]
+assert f["idle_poll"] == ("on" if os.access("/dev/cpu_dma_latency", os.W_OK) else "unavailable"), f["idle_poll"]
 PY
   done
 done
 # COLD in memory: the default granule is 64 KiB (a round trip costs more than the extra copies).
 serve mem m.placed --strategy tiered
 python3 -c "
-import json; d=json.load(open('mem.json')); assert d['granule_bytes']==65536 and d['stats']['faults'] <= 32*1024*1024//65536 + 64, d" || fail "m.placed: $(cat mem.json)"
+import json; d=json.load(open('mem.json')); assert d['granule_bytes']==65536 and d['stats']['faults'] <= 32*1024*1024//65536 + 64, d
+assert d['fault_spin_us'] == 0 and d['stats']['idle_poll'] == 'off', d  # every part in memory: no polling" || fail "m.placed: $(cat mem.json)"
 serve rec p.placed --strategy vanilla --record rec.ls
 "$BIN/snap-stat" --json rec.ls > rec.stat || fail "snap-stat rec.ls"
 python3 -c "

@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
         ->type_name("SIZE");
     app.add_option("--fault-spin", opt.fault_spin_us,
                    "--serve, --exec (userfaultfd schedules): after serving faults, poll for the next one this long "
-                   "before sleeping (default 100 when a part is in a pool, else 0)")
+                   "before sleeping (default 100 when a part is on a file tier or in a pool, else 0)")
         ->type_name("US")->check(CLI::Range(0, 100000));
     app.add_flag("--no-idle-poll", opt.no_idle_poll,
                  "while the fault server polls (--fault-spin), do not hold a CPU latency request of 0 us "

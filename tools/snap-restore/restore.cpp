@@ -76,7 +76,11 @@ uint64_t Context::granule_bytes(const Options& opt) const {
 
 int Context::serve_spin_us(const Options& opt) const {
     if (opt.fault_spin_us >= 0) return opt.fault_spin_us;
-    return placed_pool_url_.empty() ? 0 : 100;  // "": no part is in a pool
+    // A part whose pages a fault waits on a device or the network for (a file tier, the
+    // pool): the chain of wake-ups of each such fault is worth keeping awake.
+    for (const auto& p : placed_->parts())
+        if (!tier::byte_addressable(placed_->tier_of(p).kind)) return 100;
+    return 0;
 }
 
 void Context::set_polling(const Options& opt, uffd::ServerOptions& so) const {

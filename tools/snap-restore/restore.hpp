@@ -69,8 +69,9 @@ public:
     // --granule as given.
     uint64_t granule_bytes(const Options& opt) const;
     // How long the fault server polls for the next fault before it sleeps
-    // (uffd::ServerOptions::spin_us): --fault-spin, else 100 µs when a part is in a pool (each
-    // fault a network round trip, whose every hop would otherwise wait for an idle core to
+    // (uffd::ServerOptions::spin_us): --fault-spin, else 100 µs when a part is on a tier that
+    // is not byte-addressable (a file tier or the pool: each fault then waits on a device or a
+    // network round trip, and every hop of its chain would otherwise wait for an idle core to
     // wake), else 0.
     int serve_spin_us(const Options& opt) const;
     // The above, and whether idle cores poll while the server does (--no-idle-poll), into a
