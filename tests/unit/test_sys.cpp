@@ -244,8 +244,13 @@ TEST_CASE("idle polling: a CPU latency request of 0 us while held, none once rel
             CHECK(!ip.held());
             return;
         }
-        REQUIRE(before > 0);  // nothing else on this machine asks for polling cores
         CHECK(!ip.held());
+        if (before == 0) {  // another process holds idle cores polling already: nothing to see
+            ip.hold();
+            CHECK(ip.windows() == 1);
+            return;
+        }
+        REQUIRE(before > 0);
         CHECK(IdlePolling::current_limit_us() == before);  // opened: no constraint yet
         ip.hold();
         CHECK(ip.held());
